@@ -1,0 +1,68 @@
+"""BYOL: Bootstrap Your Own Latent (Grill et al., arXiv 2006.07733).
+
+Algorithm box:
+  online  = encoder -> projector -> predictor          (trained by the optimizer)
+  target  = encoder' -> projector'                      (EMA of online, never trained)
+  for each batch: two views v1, v2 of every image
+      p1, p2 = predictor(projector(encoder(v)))         online, per view
+      z1, z2 = projector'(encoder'(v))                  target, no gradient
+      loss   = L(p1, sg(z2)) + L(p2, sg(z1)),  L = 2 - 2 cos
+  after each optimizer step: target <- tau * target + (1 - tau) * online,
+      tau_k = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ssl_bench.heads import BYOLHead
+from ssl_bench.method import Method, cosine_momentum, set_requires_grad
+from ssl_bench.registry import register_method
+
+from .losses import byol_loss
+from .views import BYOL_VIEW_1, BYOL_VIEW_2
+
+
+@register_method("byol")
+class BYOL(Method):
+    defaults = {
+        "proj_hidden_dim": 4096,  # [BYOL 3.3]
+        "proj_dim": 256,
+        "pred_hidden_dim": 4096,
+        "tau_base": 0.99,  # 100/300-epoch preset [DM configs/byol.py]; 0.996 for 1000 epochs
+        "concat_target_views": False,  # one target forward over both views (changes BN batch statistics)
+    }
+    optim = {"optimizer": "lars", "base_lr": 0.45, "weight_decay": 1e-6, "warmup_epochs": 10}  # 100-epoch [DM]
+    augmentation = {"views": [BYOL_VIEW_1, BYOL_VIEW_2]}  # [BYOL Table 6]: asymmetric blur and solarize
+
+    def __init__(self, backbone: nn.Module, num_classes: int | None = None, **params):
+        super().__init__(backbone, num_classes, **params)
+        hp, dim = self.hparams, backbone.num_features
+        self.projector = BYOLHead(dim, hp["proj_hidden_dim"], hp["proj_dim"])
+        self.predictor = BYOLHead(hp["proj_dim"], hp["pred_hidden_dim"], hp["proj_dim"])
+        self.target_backbone = copy.deepcopy(backbone)
+        self.target_projector = copy.deepcopy(self.projector)
+        set_requires_grad(self.target_backbone, False)
+        set_requires_grad(self.target_projector, False)
+
+    def _target(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        with torch.no_grad():
+            if self.hparams["concat_target_views"]:
+                z = self.target_projector(self.target_backbone(torch.cat(views)))
+                return list(z.chunk(len(views)))
+            return [self.target_projector(self.target_backbone(v)) for v in views]
+
+    def training_step(self, views, labels=None):
+        v1, v2 = views
+        p1 = self.predictor(self.projector(self.backbone(v1)))
+        p2 = self.predictor(self.projector(self.backbone(v2)))
+        z1, z2 = self._target([v1, v2])
+        return {"loss": byol_loss(p1, p2, z1, z2)}
+
+    def momentum_pairs(self):
+        return [(self.backbone, self.target_backbone), (self.projector, self.target_projector)]
+
+    def momentum_at(self, step: int, total_steps: int) -> float:
+        return cosine_momentum(self.hparams["tau_base"], step, total_steps)

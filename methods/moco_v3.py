@@ -1,0 +1,72 @@
+"""MoCo v3 for ResNets (Chen, Xie and He, arXiv 2104.02057).
+
+Algorithm box:
+  base     = encoder -> projector -> predictor         (trained by the optimizer)
+  momentum = encoder' -> projector'                    (EMA of base, never trained; no queue)
+  for each batch of N images: two views v1, v2
+      q1, q2 = predictor(projector(encoder(v)))
+      k1, k2 = projector'(encoder'(v))                  no gradient
+      ctr(q, k) = CE(q . gather(k)^T / T, arange(N) + N * rank) * 2T   (keys from every process)
+      loss   = ctr(q1, k2) + ctr(q2, k1)
+  after each optimizer step: momentum <- m * momentum + (1 - m) * base,
+      m_k = 1 - (1 - m_0) (cos(pi k / K) + 1) / 2,  m_0 = 0.99
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from ssl_bench.distributed import gather_no_grad, rank
+from ssl_bench.heads import MoCoV3Predictor, MoCoV3Projector
+from ssl_bench.method import Method, cosine_momentum, set_requires_grad
+from ssl_bench.registry import register_method
+
+from .losses import moco_v3_loss
+from .views import MOCO_V3_VIEW_1, MOCO_V3_VIEW_2
+
+
+@register_method("moco_v3")
+class MoCoV3(Method):
+    """MoCo v3 (ResNet): symmetric contrastive loss against in-batch momentum keys, no queue."""
+
+    defaults = {
+        "proj_hidden_dim": 4096,  # [M3 builder.py]: projector d-4096-256 with BN, predictor 256-4096-256
+        "proj_dim": 256,
+        "pred_hidden_dim": 4096,
+        "temperature": 1.0,  # ResNet; 0.2 for ViT [M3 Sec. 4]
+        "tau_base": 0.99,  # cosine to 1; 0.996 for 1000 epochs
+    }
+    # [M3 CONFIG.md, ResNet-50 100 ep]: LARS lr 0.6 * B/256, wd 1e-6, 10 warmup epochs; ndim <= 1 excluded.
+    optim = {"optimizer": "lars", "base_lr": 0.6, "weight_decay": 1e-6, "warmup_epochs": 10,
+             "exclude_bias_and_norm": True}
+    augmentation = {"views": [MOCO_V3_VIEW_1, MOCO_V3_VIEW_2]}  # BYOL-like asymmetric blur / solarize
+
+    def __init__(self, backbone: nn.Module, num_classes: int | None = None, **params: Any):
+        super().__init__(backbone, num_classes, **params)
+        hp = self.hparams
+        self.projector = MoCoV3Projector(backbone.num_features, hp["proj_hidden_dim"], hp["proj_dim"])
+        self.predictor = MoCoV3Predictor(hp["proj_dim"], hp["pred_hidden_dim"], hp["proj_dim"])
+        self.momentum_backbone = copy.deepcopy(backbone)
+        self.momentum_projector = copy.deepcopy(self.projector)
+        set_requires_grad(self.momentum_backbone, False)
+        set_requires_grad(self.momentum_projector, False)
+
+    def training_step(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        v1, v2 = views[:2]
+        q1 = self.predictor(self.projector(self.backbone(v1)))
+        q2 = self.predictor(self.projector(self.backbone(v2)))
+        with torch.no_grad():
+            k1 = self.momentum_projector(self.momentum_backbone(v1))
+            k2 = self.momentum_projector(self.momentum_backbone(v2))
+        t, r = self.hparams["temperature"], rank()
+        loss = moco_v3_loss(q1, gather_no_grad(k2), t, r) + moco_v3_loss(q2, gather_no_grad(k1), t, r)
+        return {"loss": loss}
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.backbone, self.momentum_backbone), (self.projector, self.momentum_projector)]
+
+    def momentum_at(self, step: int, total_steps: int) -> float:
+        return cosine_momentum(self.hparams["tau_base"], step, total_steps)

@@ -1,0 +1,41 @@
+"""Augmentation recipes of the methods, as plain dicts of ssl_bench.data.augment.ViewRecipe fields."""
+
+# [BYOL Table 6]: view 1 / view 2 differ only in blur (1.0 / 0.1) and solarize (0.0 / 0.2).
+BYOL_VIEW_1 = {"crop_scale": [0.08, 1.0], "interpolation": "bicubic", "flip_p": 0.5, "jitter_p": 0.8,
+               "brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1, "brightness_mode": "additive",
+               "grayscale_p": 0.2, "blur_p": 1.0, "solarize_p": 0.0}
+BYOL_VIEW_2 = {**BYOL_VIEW_1, "blur_p": 0.1, "solarize_p": 0.2}
+
+# Supervised baseline and fine-tuning: crop + flip only.
+CROP_FLIP = {"crop_scale": [0.08, 1.0], "interpolation": "bilinear", "flip_p": 0.5, "jitter_p": 0.0,
+             "grayscale_p": 0.0, "blur_p": 0.0, "solarize_p": 0.0}
+
+
+def simclr_view(strength: float = 1.0) -> dict:
+    """SimCLR's view for color strength s [SCp App. A, SC data_util.py]: crop 0.08-1 (bicubic), flip,
+    jitter (0.8s, 0.8s, 0.8s, 0.2s) in random order with p 0.8, grayscale 0.2, blur p 0.5, no solarize.
+    Brightness is multiplicative as in the official code's default (simclrv2) implementation."""
+    s = float(strength)
+    return {"crop_scale": [0.08, 1.0], "interpolation": "bicubic", "flip_p": 0.5, "jitter_p": 0.8,
+            "brightness": 0.8 * s, "contrast": 0.8 * s, "saturation": 0.8 * s, "hue": 0.2 * s,
+            "brightness_mode": "multiplicative", "jitter_random_order": True, "grayscale_p": 0.2,
+            "blur_p": 0.5, "blur_sigma": [0.1, 2.0], "solarize_p": 0.0}
+
+
+SIMCLR_VIEW = simclr_view(1.0)  # s = 1 for ImageNet [SCp]; CIFAR runs use s = 0.5 and no blur
+
+# MoCo v2 [MoCo main_moco.py --aug-plus]: torchvision ops, so multiplicative jitter in random order, bilinear
+# crops of scale 0.2-1, blur sigma U[0.1, 2] with p 0.5; both views share the recipe.
+MOCO_V2_VIEW = {"crop_scale": [0.2, 1.0], "interpolation": "bilinear", "flip_p": 0.5, "jitter_p": 0.8,
+                "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1,
+                "brightness_mode": "multiplicative", "jitter_random_order": True, "grayscale_p": 0.2,
+                "blur_p": 0.5, "blur_sigma": [0.1, 2.0], "solarize_p": 0.0}
+
+# MoCo v3 [M3 Sec. 4, main_moco.py]: BYOL's asymmetric recipe (blur 1.0 / 0.1, solarize 0.0 / 0.2, jitter
+# (0.4, 0.4, 0.2, 0.1) p 0.8) built from torchvision ops: multiplicative jitter, bilinear crops. Crop scale
+# 0.2-1: every ResNet-50 reference run in [M3 CONFIG.md] passes --crop-min=.2 (the code default 0.08 is ViT's).
+MOCO_V3_VIEW_1 = {"crop_scale": [0.2, 1.0], "interpolation": "bilinear", "flip_p": 0.5, "jitter_p": 0.8,
+                  "brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1,
+                  "brightness_mode": "multiplicative", "jitter_random_order": True, "grayscale_p": 0.2,
+                  "blur_p": 1.0, "blur_sigma": [0.1, 2.0], "solarize_p": 0.0}
+MOCO_V3_VIEW_2 = {**MOCO_V3_VIEW_1, "blur_p": 0.1, "solarize_p": 0.2}

@@ -1,0 +1,2 @@
+"""ssl-bench: a plugin-based benchmarking suite for self-supervised image representation learning."""
+__version__ = "0.1.0"

@@ -1,0 +1,91 @@
+"""`ssl-bench table` and `ssl-bench report`: comparison tables and the HTML report over result folders."""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import UserError
+
+
+def _fields(values: list[str] | None) -> list[str] | None:
+    """--rows method,backbone and --rows method --rows backbone both read as [method, backbone]."""
+    if values is None:
+        return None
+    return [f.strip() for v in values for f in v.split(",") if f.strip()]
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show our warnings (torn line, mixed cells) as one 'warning:' line each, not with a source excerpt."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, UserWarning):
+                    print(f"warning: {w.message}", file=sys.stderr)
+                else:  # a library's deprecation notice keeps its usual form
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None:
+        print(text, end="" if text.endswith("\n") else "\n")
+        return
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise UserError(f"--output {output}: folder {path.parent} does not exist; allowed: a file in an existing "
+                        "folder")
+    path.write_text(text)
+    print(f"wrote {path}")
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from .tables import load_results, render
+
+    with _warnings_as_lines():
+        df = load_results(args.out)
+        text = render(df, layout=args.layout, fmt=args.format, rows=_fields(args.rows),
+                      columns=_fields(args.columns), with_published=args.with_published)
+    _write(text, args.output)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    with _warnings_as_lines():
+        path = write_report(args.out, args.output)
+    print(f"report: {path}")
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    from .tables.formats import FORMATS
+    from .tables.layouts import LAYOUTS
+
+    t = subparsers.add_parser("table", help="comparison tables over one or more result folders",
+                              description="Mean +- std over seeds per method and protocol; best in bold.")
+    t.add_argument("out", nargs="+", metavar="OUT", help="result folder(s) holding results.jsonl")
+    t.add_argument("--layout", choices=LAYOUTS, default="auto",
+                   help="paper presets: linear (Table 1), semi (Table 2), transfer (Table 3); auto/all: every one "
+                        "with results")
+    t.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
+    t.add_argument("--rows", action="append", metavar="FIELDS",
+                   help="free pivot: record fields for the rows, comma-separated, e.g. method,backbone")
+    t.add_argument("--columns", action="append", metavar="FIELDS",
+                   help="free pivot: record fields for the columns, comma-separated, e.g. protocol,metric")
+    t.add_argument("--with-published", action="store_true",
+                   help="add the published numbers of the same settings as 'reported' rows, with a delta column")
+    t.add_argument("--output", metavar="FILE", help="write to FILE instead of the terminal")
+    t.set_defaults(func=cmd_table)
+
+    r = subparsers.add_parser("report", help="one self-contained HTML page: tables and plots of a result folder")
+    r.add_argument("out", metavar="OUT", help="result folder holding results.jsonl (and runs/)")
+    r.add_argument("--output", metavar="FILE", help="where to write the page (default OUT/report.html)")
+    r.set_defaults(func=cmd_report)

@@ -1,0 +1,117 @@
+"""ViewRecipe: the parameters of one augmented view, with validation of user-given values.
+
+Defaults are BYOL's view 1 [BYOL Table 6]; view 2 differs in blur (0.1) and solarize (0.2) probabilities.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable
+
+from .. import validate as v
+
+INTERPOLATIONS = ("bilinear", "bicubic")
+BRIGHTNESS_MODES = ("additive", "multiplicative")
+
+
+@dataclass(frozen=True)
+class ViewRecipe:
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # area fraction, U[scale]
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratio w/h, log-uniform
+    interpolation: str = "bicubic"
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    # BYOL's official code adds a delta in [-b, b]; torchvision ColorJitter / SimCLR v2 multiply by [1-b, 1+b].
+    brightness_mode: str = "additive"
+    jitter_random_order: bool = True
+    grayscale_p: float = 0.2
+    blur_p: float = 1.0
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_kernel_frac: float = 0.1  # kernel 23 at 224 px [BYOL Table 6]
+    solarize_p: float = 0.0
+    solarize_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # normalize (lists -> tuples, ints -> floats) and validate direct construction
+            object.__setattr__(self, f.name, _check(f.name, getattr(self, f.name), f"ViewRecipe.{f.name}"))
+
+    @classmethod
+    def from_dict(cls, d: Any, field: str) -> "ViewRecipe":
+        """Recipe from a YAML mapping; errors name `field.key`, the bad value and what is allowed."""
+        d = v.as_dict(d, field)
+        v.check_keys(d, [f.name for f in fields(cls)], field)
+        return cls(**{key: _check(key, value, f"{field}.{key}") for key, value in d.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-friendly dict (tuples as lists); from_dict(to_dict()) round-trips."""
+        return {k: list(x) if isinstance(x, tuple) else x for k, x in asdict(self).items()}
+
+
+def _prob(value: Any, field: str) -> float:
+    return v.as_float(value, field, 0.0, 1.0)
+
+
+def _nonneg(value: Any, field: str) -> float:
+    return v.as_float(value, field, 0.0)
+
+
+def _range(lo_min: float, hi_max: float | None) -> Callable[[Any, str], tuple[float, float]]:
+    """Check an ordered pair [lo, hi] with lo_min < lo <= hi (<= hi_max)."""
+    top = f" <= {hi_max}" if hi_max is not None else ""
+    allowed = f"a list [lo, hi] of numbers with {lo_min} < lo <= hi{top}"
+
+    def check(value: Any, field: str) -> tuple[float, float]:
+        ok = (isinstance(value, (list, tuple)) and len(value) == 2
+              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x == x for x in value))
+        if ok:
+            lo, hi = float(value[0]), float(value[1])
+            ok = lo_min < lo <= hi and (hi_max is None or hi <= hi_max)
+        if not ok:
+            raise v.fail(field, list(value) if isinstance(value, tuple) else value, allowed)
+        return lo, hi
+
+    return check
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
+    return lambda value, field: v.as_str(value, field, choices)
+
+
+_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "crop_scale": _range(0.0, 1.0),
+    "crop_ratio": _range(0.0, None),
+    "interpolation": _choice(INTERPOLATIONS),
+    "flip_p": _prob,
+    "jitter_p": _prob,
+    "brightness": _nonneg,
+    "contrast": _nonneg,
+    "saturation": _nonneg,
+    "hue": lambda value, field: v.as_float(value, field, 0.0, 0.5),
+    "brightness_mode": _choice(BRIGHTNESS_MODES),
+    "jitter_random_order": v.as_bool,
+    "grayscale_p": _prob,
+    "blur_p": _prob,
+    "blur_sigma": _range(0.0, None),
+    "blur_kernel_frac": lambda value, field: v.as_float(value, field, 0.0, 1.0),
+    "solarize_p": _prob,
+    "solarize_threshold": _prob,
+}
+
+
+def _check(key: str, value: Any, field: str) -> Any:
+    return _CHECKS[key](value, field)
+
+
+def blur_kernel_size(recipe: ViewRecipe, out_size: int) -> int:
+    """Odd kernel of about blur_kernel_frac * out_size (23 at 224 px), at least 3, reflect-paddable."""
+    k = int(round(recipe.blur_kernel_frac * out_size))
+    k = max(3, k + 1 if k % 2 == 0 else k)
+    return min(k, 2 * (out_size - 1) + 1) if out_size > 1 else 1
+
+
+BYOL_VIEWS = (ViewRecipe(), ViewRecipe(blur_p=0.1, solarize_p=0.2))  # [BYOL Table 6] view 1 / view 2
+# Supervised baseline and fine-tuning: random resized crop + flip only.
+SUPERVISED_VIEW = ViewRecipe(crop_scale=(0.08, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0)

@@ -1,0 +1,82 @@
+"""Turn a dataset's raw splits into a DatasetBundle: fixed stratified val/test hold-outs, channel statistics,
+and a record of how the splits were made (stored with every result)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+from .splits import stratified_split
+from .types import DatasetBundle, ImageSet
+
+# torchvision's ImageNet normalisation, used for folder datasets whose pixels are never all in memory
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def check_fractions(name: str, val_fraction: float, test_fraction: float) -> None:
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+            raise UserError(f"dataset {name}: params.{key}: bad value {value!r}; allowed: a number in (0, 1)")
+
+
+def check_load_size(name: str, load_size: object) -> None:
+    if isinstance(load_size, bool) or not isinstance(load_size, int) or load_size < 1:
+        raise UserError(f"dataset {name}: params.load_size: bad value {load_size!r}; allowed: an integer >= 1")
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 N x C x H x W images, on the 0..1 scale (chunked: no float copy
+    of the whole set)."""
+    c = images.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    squares = torch.zeros(c, dtype=torch.float64)
+    for start in range(0, len(images), chunk):
+        x = images[start:start + chunk].transpose(0, 1).reshape(c, -1).double()
+        total += x.sum(1)
+        squares += (x * x).sum(1)
+    count = images.numel() // c
+    mean = total / count
+    var = (squares / count - mean * mean).clamp_min(0)
+    return tuple((mean / 255).tolist()), tuple((var.sqrt() / 255).tolist())
+
+
+def assemble(name: str, *, train: ImageSet, test: ImageSet | None, num_classes: int, val_fraction: float,
+             test_fraction: float, split_seed: int, val: ImageSet | None = None, metric: str = "top1",
+             class_names: list[str] | None = None, source: Any = None) -> DatasetBundle:
+    """Build the bundle. Missing test: a stratified `test_fraction` of all images; missing val: a stratified
+    `val_fraction` of the remaining train images. Hold-outs use `split_seed` only (never the run seed)."""
+    check_fractions(name, val_fraction, test_fraction)
+    info: dict[str, Any] = {"split_seed": split_seed, "source": source}
+    if test is None:
+        keep, held = stratified_split(train.labels, test_fraction, split_seed)
+        train, test = train.subset(keep), train.subset(held)
+        info["test"] = {"made": "stratified hold-out of all images", "fraction": test_fraction}
+    else:
+        info["test"] = {"made": "official"}
+    if val is None:
+        keep, held = stratified_split(train.labels, val_fraction, split_seed + 1)
+        train, val = train.subset(keep), train.subset(held)
+        info["val"] = {"made": "stratified hold-out of train", "fraction": val_fraction}
+    else:
+        info["val"] = {"made": "official"}
+    info["sizes"] = {"train": len(train), "val": len(val), "test": len(test)}
+    if train.in_memory:
+        mean, std = channel_stats(train.images)
+        native = int(train.images.shape[-1])
+    else:
+        mean, std = IMAGENET_MEAN[:train.channels], IMAGENET_STD[:train.channels]
+        native = int(train.load_size)
+    return DatasetBundle(name=name, train=train, val=val, test=test, num_classes=num_classes, mean=mean, std=std,
+                         native_size=native, metric=metric, class_names=class_names, split_info=info)
+
+
+def uint8_images(array: Any, channels_last: bool = False) -> torch.Tensor:
+    """numpy N x H x W (gray) or N x H x W x C (channels_last) -> contiguous uint8 N x C x H x W."""
+    x = torch.as_tensor(array)
+    if x.dtype != torch.uint8:
+        x = x.round().clamp(0, 255).to(torch.uint8)
+    if x.dim() == 3:
+        return x.unsqueeze(1).contiguous()
+    return (x.permute(0, 3, 1, 2) if channels_last else x).contiguous()

@@ -1,0 +1,53 @@
+"""The way in to every dataset: `load_dataset(name, root, download, **params)`.
+
+Each dataset is a function registered with `@register_dataset(name)` and the signature
+`fn(root, download=False, val_fraction=0.1, test_fraction=0.2, split_seed=0, **extra) -> DatasetBundle`;
+its keyword defaults are the params a suite may set. Importing this module registers the built-ins.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+from ..errors import UserError
+from ..registry import DATASETS
+from . import datasets_small, datasets_torchvision, datasets_transfer, image_folder  # noqa: F401  (registration)
+from .types import DatasetBundle
+
+ENV_ROOT = "SSL_BENCH_DATA"
+_cache: dict[tuple, DatasetBundle] = {}
+
+
+def default_root() -> str:
+    return os.environ.get(ENV_ROOT) or os.path.join(os.path.expanduser("~"), ".cache", "ssl_bench", "data")
+
+
+def dataset_params(name: str) -> dict[str, Any]:
+    """The keyword parameters (with defaults) that dataset `name` accepts, besides root and download."""
+    fn = DATASETS.get(name)
+    params = inspect.signature(fn).parameters.values()
+    return {p.name: p.default for p in params
+            if p.name not in ("root", "download") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.default is not p.empty}
+
+
+def load_dataset(name: str, root: str | None = None, download: bool = False, **params: Any) -> DatasetBundle:
+    """Load (once per process) dataset `name` with its deterministic splits. Unknown names and parameters
+    raise UserError; a dataset missing offline raises DatasetUnavailableError saying where to put it."""
+    fn = DATASETS.get(name)
+    allowed = dataset_params(name)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise UserError(f"dataset {name}: params.{unknown[0]}: unknown parameter; allowed: "
+                        f"{', '.join(allowed) or '(none)'}")
+    root = os.path.abspath(os.path.expanduser(root or default_root()))
+    key = (name, root, repr(sorted({**allowed, **params}.items())))
+    if key not in _cache:
+        _cache[key] = fn(root, download=download, **params)
+    return _cache[key]
+
+
+def clear_cache() -> None:
+    """Forget loaded bundles (frees their memory)."""
+    _cache.clear()

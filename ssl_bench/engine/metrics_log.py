@@ -1,0 +1,58 @@
+"""Per-run metrics log, one row per epoch, as JSONL or CSV; truncated on resume so no epoch repeats."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    def __init__(self, run_dir: Path, fmt: str = "jsonl"):
+        self.fmt = fmt
+        self.path = Path(run_dir) / f"metrics.{fmt}"
+
+    def rows(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        text = self.path.read_text()
+        if self.fmt == "jsonl":
+            out = []
+            for line in text.splitlines():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a torn last line from a kill
+            return out
+        return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(text.splitlines())]
+
+    def keep_before(self, epoch: int) -> None:
+        """Drop rows of epochs >= epoch (they will be trained again after a resume)."""
+        rows = [r for r in self.rows() if int(r["epoch"]) < epoch]
+        self._write_all(rows)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._write_all(self.rows() + [row])
+
+    def _write_all(self, rows: list[dict[str, Any]]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            if self.fmt == "jsonl":
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+            elif rows:
+                keys = list(dict.fromkeys(k for r in rows for k in r))
+                w = csv.DictWriter(f, fieldnames=keys)
+                w.writeheader()
+                w.writerows(rows)
+        os.replace(tmp, self.path)
+
+
+def _num(v: str) -> Any:
+    try:
+        return int(v)
+    except ValueError:
+        try:
+            return float(v)
+        except ValueError:
+            return v

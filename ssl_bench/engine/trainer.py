@@ -1,0 +1,132 @@
+"""The pretraining loop. It knows the Method contract, never a specific method."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .. import distributed as dist
+from ..data.loader import iterate_batches, num_batches
+from ..data.types import ImageSet
+from ..errors import UserError
+from ..method import Method
+from . import checkpoint
+from .ema import ema_update
+from .metrics_log import MetricsLog
+from .optim import build_optimizer
+from .progress import Progress
+from .schedules import scaled_lr, warmup_cosine
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run is recorded as failed."""
+
+
+@dataclass
+class TrainSettings:
+    epochs: int
+    batch_size: int  # global batch; each rank takes batch_size / world_size
+    optim: dict[str, Any]
+    device: torch.device
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = True
+    num_workers: int = 0
+    seed: int = 0
+    log_every: int = 10
+    metrics_format: str = "jsonl"
+    progress: bool = True
+    compile: bool = False
+
+
+def _wrap(model: Method, s: TrainSettings) -> nn.Module:
+    if dist.world_size() == 1:
+        return torch.compile(model) if s.compile else model
+    ids = [s.device.index] if s.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]],
+             s: TrainSettings, run_dir: Path, resume: bool = False, label: str = "",
+             on_epoch_end: Callable[[int], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Train `model` in place; checkpoint every epoch; resume from run_dir/checkpoint.pt if asked."""
+    ws, rank = dist.world_size(), dist.rank()
+    per_rank = s.batch_size // ws
+    steps_per_epoch = num_batches(len(data), per_rank, True, ws)
+    if steps_per_epoch == 0:
+        raise UserError(f"pretrain.batch_size: {s.batch_size} is larger than the training split ({len(data)} "
+                        "images); allowed: a batch size at most the training-split size")
+    total = s.epochs * steps_per_epoch
+    peak = scaled_lr(s.optim["base_lr"], s.batch_size)
+    warmup = round(s.optim["warmup_epochs"] * steps_per_epoch)
+    model.to(s.device)
+    if s.channels_last:
+        model.to(memory_format=torch.channels_last)
+    net = _wrap(model, s)
+    opt = build_optimizer(model, s.optim, peak)
+    scaler = torch.amp.GradScaler(s.device.type, enabled=s.amp_dtype == torch.float16)
+    ckpt_path, start_epoch, step = Path(run_dir) / "checkpoint.pt", 0, 0
+    if resume and ckpt_path.exists():
+        state = checkpoint.load(ckpt_path, s.device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, step = state["epoch"], state["step"]
+    log = MetricsLog(run_dir, s.metrics_format)
+    if dist.is_main():
+        log.keep_before(start_epoch)
+    progress = Progress(label, total, s.progress and dist.is_main())
+    pairs = model.momentum_pairs()
+    t_start, images_seen = time.perf_counter(), 0
+    for epoch in range(start_epoch, s.epochs):
+        net.train()
+        order = torch.Generator().manual_seed(s.seed * 1_000_003 + epoch)  # same on all ranks
+        aug_gen = torch.Generator(device=s.device).manual_seed(s.seed * 1_000_003 + epoch * 7919 + rank + 1)
+        loss_sum, n, t0, tau = torch.zeros((), device=s.device), 0, time.perf_counter(), 1.0
+        batches = iterate_batches(data, per_rank, shuffle=True, generator=order, drop_last=True, device=s.device,
+                                  num_workers=s.num_workers, rank=rank, world_size=ws, epoch=epoch)
+        for images, labels in batches:
+            lr = warmup_cosine(step, total, warmup, peak)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            views = augment(images, aug_gen)
+            if s.channels_last:
+                views = [x.contiguous(memory_format=torch.channels_last) for x in views]
+            with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32, enabled=s.amp_dtype is not None):
+                out = net(views, labels if model.needs_labels else None)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(out["loss"]).backward()
+            scaler.step(opt)
+            scaler.update()
+            if pairs:
+                tau = model.momentum_at(step, total)
+                ema_update(pairs, tau)
+            loss_sum += out["loss"].detach().float()
+            n, step = n + 1, step + 1
+            if step % s.log_every == 0:  # the only host sync inside the epoch
+                progress.update(step, epoch, s.epochs, (loss_sum / n).item(),
+                                n * per_rank * ws / (time.perf_counter() - t0))
+        epoch_loss = (loss_sum / max(n, 1)).item()
+        elapsed = time.perf_counter() - t0
+        images_seen += n * per_rank * ws
+        if not math.isfinite(epoch_loss):
+            progress.close()
+            raise TrainingDiverged(f"loss became {epoch_loss} in epoch {epoch + 1}")
+        row = {"epoch": epoch, "step": step, "loss": epoch_loss, "lr": lr, "tau": tau,
+               "images_per_s": n * per_rank * ws / elapsed, "time_s": elapsed}
+        if on_epoch_end is not None:
+            row.update(on_epoch_end(epoch))
+        if dist.is_main():
+            log.append(row)
+            checkpoint.save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                    "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step}, ckpt_path)
+        dist.barrier()
+    progress.close()
+    wall = time.perf_counter() - t_start
+    rows = log.rows() if dist.is_main() else []
+    return {"train_time_s": wall, "steps": step, "final_loss": rows[-1]["loss"] if rows else None,
+            "images_per_s": images_seen / wall if wall > 0 and images_seen else None}

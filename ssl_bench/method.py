@@ -1,0 +1,90 @@
+"""The method contract. A plugin fills in hooks; the engine owns data, devices, optimizers and EMA.
+
+A method reads like its paper's algorithm box: build heads in __init__, compute the loss from a
+list of augmented views in `training_step`, list (online, target) pairs for the engine's EMA.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+# Optimization recipe every method may override (the suite's `optim:` may override again).
+OPTIM_DEFAULTS: dict[str, Any] = {
+    "optimizer": "lars",  # lars | sgd | adamw
+    "base_lr": 0.3,  # lr = base_lr * global_batch / 256
+    "weight_decay": 1e-6,
+    "momentum": 0.9,
+    "warmup_epochs": 10,
+    "lars_eta": 1e-3,
+    "exclude_bias_and_norm": True,  # from weight decay and LARS adaptation
+    "betas": [0.9, 0.999],  # adamw only
+}
+
+
+class Method(nn.Module):
+    """Base class of a self-supervised (or baseline) method.
+
+    Class attributes a plugin declares:
+      defaults      method hyperparameters (the suite's `params:` is validated against these keys)
+      optim         overrides of OPTIM_DEFAULTS (the suite's `optim:` is validated against OPTIM_DEFAULTS)
+      augmentation  {"views": [view1 dict, view2 dict, ...]} keys of ssl_bench.data.augment.ViewRecipe
+      needs_labels  the engine passes labels to training_step (the supervised baseline)
+      trainable     False for baselines that skip pretraining (random init)
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    optim: ClassVar[dict[str, Any]] = {}
+    augmentation: ClassVar[dict[str, Any]] = {"views": [{}, {}]}
+    needs_labels: ClassVar[bool] = False
+    trainable: ClassVar[bool] = True
+
+    def __init__(self, backbone: nn.Module, num_classes: int | None = None, **params: Any):
+        super().__init__()
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown hyperparameters {sorted(unknown)}")
+        self.hparams: dict[str, Any] = {**self.defaults, **params}
+        self.backbone = backbone
+        self.num_classes = num_classes
+
+    def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        # The engine calls the module (so DDP and torch.compile wrap one entry point).
+        return self.training_step(views, labels)
+
+    # ---- hooks -----------------------------------------------------------------------------
+    def training_step(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Return a dict with at least 'loss' (a scalar tensor); other entries are logged."""
+        raise NotImplementedError
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(online, target) module pairs the engine updates by EMA after each optimizer step."""
+        return []
+
+    def momentum_at(self, step: int, total_steps: int) -> float:
+        """EMA coefficient tau after optimizer step `step` (0-based) of `total_steps`."""
+        return 1.0
+
+    def encoder(self) -> nn.Module:
+        """The network that evaluations probe (the online backbone, never a projector)."""
+        return self.backbone
+
+    @classmethod
+    def optim_recipe(cls) -> dict[str, Any]:
+        return {**OPTIM_DEFAULTS, **cls.optim}
+
+
+def cosine_momentum(base: float, step: int, total_steps: int, final: float = 1.0) -> float:
+    """BYOL/MoCo v3 schedule: tau_k = final - (final - base) * (cos(pi k / K) + 1) / 2."""
+    if total_steps <= 0:
+        return base
+    k = min(max(step, 0), total_steps)
+    return final - (final - base) * (math.cos(math.pi * k / total_steps) + 1) / 2
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)

@@ -1,0 +1,252 @@
+"""Suite YAML -> a typed, validated Suite. Nothing runs and nothing is written before this passes."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import re
+
+import yaml
+
+from . import validate as v
+from .errors import UserError
+from .method import OPTIM_DEFAULTS
+from .registry import DATASETS, EVALUATIONS, METHODS, import_plugin_modules
+
+TOP_KEYS = ["name", "description", "plugins", "seeds", "data_root", "download", "methods", "backbones",
+            "datasets", "pretrain", "evaluations", "output"]
+PRETRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 100, "batch_size": 256, "amp": "auto", "channels_last": True, "device": "auto",
+    "num_workers": 4, "compile": False, "sync_bn": True, "metrics_format": "jsonl", "knn_monitor": False,
+    "log_every": 10, "optim": {},
+}
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+OUTPUT_DEFAULTS: dict[str, Any] = {"dir": None, "table": True, "report": True}
+
+
+@dataclass
+class MethodSpec:
+    name: str
+    params: dict[str, Any]
+    optim: dict[str, Any]
+    views: list[dict[str, Any]]
+    blur_small_images: bool
+    epochs: int
+    label: str = ""  # how tables and records name it (an ablation gives two entries of one method two labels)
+
+
+@dataclass
+class BackboneSpec:
+    name: str
+    kwargs: dict[str, Any]
+    small_stem: bool | str
+    label: str
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    image_size: int | None
+    params: dict[str, Any]
+
+
+@dataclass
+class EvalSpec:
+    name: str
+    params: dict[str, Any]
+
+
+@dataclass
+class Suite:
+    name: str
+    path: str
+    seeds: list[int]
+    methods: list[MethodSpec]
+    backbones: list[BackboneSpec]
+    datasets: list[DatasetSpec]
+    evaluations: list[EvalSpec]
+    pretrain: dict[str, Any]
+    output: dict[str, Any]
+    plugins: list[str] = field(default_factory=list)
+    data_root: str | None = None
+    download: bool = False
+    description: str = ""
+
+
+def _entry(item: Any, field: str, keys: list[str]) -> tuple[str, dict]:
+    """A list item is a bare name or a mapping with `name` plus the given keys."""
+    if isinstance(item, str) and item:
+        return item, {}
+    if isinstance(item, dict):
+        v.check_keys(item, ["name", *keys], field)
+        if "name" not in item:
+            raise UserError(f"{field}.name: missing; allowed: a registered name (see `ssl-bench list`)")
+        return v.as_str(item["name"], f"{field}.name"), item
+    raise v.fail(field, item, "a name or a mapping with 'name'")
+
+
+def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
+    from .data.augment import ViewRecipe  # torch-heavy import, only once validation gets here
+
+    name, d = _entry(item, field, ["params", "optim", "augment", "epochs", "label"])
+    cls = METHODS.get(name, where=f"{field}.name")
+    params = v.override(cls.defaults, d.get("params"), f"{field}.params")
+    optim = v.override(cls.optim_recipe(), pretrain["optim"], "pretrain.optim")
+    optim = v.override(optim, d.get("optim"), f"{field}.optim")
+    _check_optim(optim, f"{field}.optim")
+    views = [dict(x) for x in cls.augmentation["views"]]
+    aug = v.as_dict(d.get("augment"), f"{field}.augment")
+    view_keys = [f"view{i + 1}" for i in range(len(views))]
+    v.check_keys(aug, ["all", "blur_small_images", *view_keys], f"{field}.augment")
+    for i, key in enumerate(view_keys):
+        merged = {**views[i], **v.as_dict(aug.get("all"), f"{field}.augment.all"),
+                  **v.as_dict(aug.get(key), f"{field}.augment.{key}")}
+        views[i] = ViewRecipe.from_dict(merged, f"{field}.augment.{key}").to_dict()
+    blur_small = v.as_bool(aug.get("blur_small_images", False), f"{field}.augment.blur_small_images")
+    epochs = v.as_int(d.get("epochs", pretrain["epochs"]), f"{field}.epochs", 0, 100000)
+    label = v.as_str(d.get("label", name), f"{field}.label")
+    return MethodSpec(name, params, optim, views, blur_small, epochs if cls.trainable else 0, label)
+
+
+def _check_optim(optim: dict, field: str) -> None:
+    v.as_str(optim["optimizer"], f"{field}.optimizer", ("lars", "sgd", "adamw"))
+    v.as_float(optim["base_lr"], f"{field}.base_lr", 0.0)
+    v.as_float(optim["weight_decay"], f"{field}.weight_decay", 0.0)
+    v.as_float(optim["momentum"], f"{field}.momentum", 0.0, 1.0)
+    v.as_float(optim["warmup_epochs"], f"{field}.warmup_epochs", 0.0)
+
+
+def _backbone(item: Any, field: str) -> BackboneSpec:
+    name, d = _entry(item, field, ["kwargs", "small_stem", "label"])
+    from .backbones import check_backbone_name
+
+    check_backbone_name(name, f"{field}.name")
+    kwargs = v.as_dict(d.get("kwargs"), f"{field}.kwargs")
+    stem = d.get("small_stem", "auto")
+    if stem != "auto" and not isinstance(stem, bool):
+        raise v.fail(f"{field}.small_stem", stem, "auto, true or false")
+    label = v.as_str(d.get("label", name), f"{field}.label")
+    return BackboneSpec(name, kwargs, stem, label)
+
+
+def _dataset(item: Any, field: str) -> DatasetSpec:
+    from .data.datasets import dataset_params
+
+    name, d = _entry(item, field, ["image_size", "params"])
+    DATASETS.get(name, where=f"{field}.name")
+    size = d.get("image_size")
+    if size is not None:
+        size = v.as_int(size, f"{field}.image_size", 4, 1024)
+    params = v.override(dataset_params(name), d.get("params"), f"{field}.params")
+    return DatasetSpec(name, size, params)
+
+
+def _evaluation(item: Any, field: str) -> EvalSpec:
+    name, d = _entry(item, field, ["params"])
+    cls = EVALUATIONS.get(name, where=f"{field}.name")
+    params = v.override(cls.defaults, d.get("params"), f"{field}.params")
+    try:
+        cls(**params)  # the plugin's own range checks run now, before any pretraining
+    except UserError as exc:
+        raise UserError(f"{field}.params: {exc}") from None
+    return EvalSpec(name, params)
+
+
+def _nonempty(raw: dict, key: str) -> list:
+    items = v.as_list(raw.get(key), key)
+    if not items:
+        raise UserError(f"{key}: missing or empty; allowed: a non-empty list")
+    return items
+
+
+def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
+    raw = v.as_dict(raw, "suite") if raw is not None else {}
+    v.check_keys(raw, TOP_KEYS, "")
+    if "name" not in raw:
+        raise UserError("name: missing; allowed: a non-empty string naming the suite")
+    name = v.as_str(raw["name"], "name")
+    plugins = [v.as_str(m, f"plugins[{i}]") for i, m in enumerate(v.as_list(raw.get("plugins"), "plugins"))]
+    suite_dir = str(Path(path).resolve().parent)
+    if plugins and suite_dir not in os.sys.path:
+        os.sys.path.insert(0, suite_dir)  # plugin modules may sit next to the suite file
+    import_plugin_modules(plugins)
+    seeds_raw = raw.get("seeds", [0])
+    seeds_raw = [seeds_raw] if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool) else seeds_raw
+    seeds = [v.as_int(s, f"seeds[{i}]", 0) for i, s in enumerate(v.as_list(seeds_raw, "seeds"))]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise v.fail("seeds", seeds_raw, "a non-empty list of distinct integers >= 0")
+    pretrain = v.override(PRETRAIN_DEFAULTS, raw.get("pretrain"), "pretrain")
+    _check_pretrain(pretrain)
+    output = v.override(OUTPUT_DEFAULTS, raw.get("output"), "output")
+    if output["dir"] is not None:
+        v.as_str(output["dir"], "output.dir")
+    data_root = raw.get("data_root")
+    if data_root is not None:
+        v.as_str(data_root, "data_root")
+    methods = [_method(m, f"methods[{i}]", pretrain) for i, m in enumerate(_nonempty(raw, "methods"))]
+    labels = [m.label for m in methods]
+    if len(set(labels)) != len(labels):
+        raise v.fail("methods", labels, "distinct entries: give repeated methods distinct `label:`s")
+    return Suite(
+        name=name, path=path, seeds=seeds, plugins=plugins,
+        methods=methods,
+        backbones=[_backbone(b, f"backbones[{i}]") for i, b in enumerate(_nonempty(raw, "backbones"))],
+        datasets=[_dataset(d, f"datasets[{i}]") for i, d in enumerate(_nonempty(raw, "datasets"))],
+        evaluations=[_evaluation(e, f"evaluations[{i}]") for i, e in enumerate(_nonempty(raw, "evaluations"))],
+        pretrain=pretrain, output=output, data_root=data_root,
+        download=v.as_bool(raw.get("download", False), "download"),
+        description=str(raw.get("description", "")),
+    )
+
+
+def _check_pretrain(p: dict) -> None:
+    v.as_int(p["epochs"], "pretrain.epochs", 0, 100000)
+    v.as_int(p["batch_size"], "pretrain.batch_size", 2, 1 << 20)
+    v.as_str(p["amp"], "pretrain.amp", AMP_CHOICES)
+    dev = v.as_str(p["device"], "pretrain.device")
+    if not (dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:")):
+        raise v.fail("pretrain.device", dev, "auto, cpu, cuda or cuda:N")
+    v.as_int(p["num_workers"], "pretrain.num_workers", 0, 256)
+    v.as_int(p["log_every"], "pretrain.log_every", 1)
+    v.as_str(p["metrics_format"], "pretrain.metrics_format", ("jsonl", "csv"))
+    v.check_keys(p["optim"], OPTIM_DEFAULTS, "pretrain.optim")
+
+
+class _SuiteLoader(yaml.SafeLoader):
+    """safe_load with YAML 1.2 scalars: `1e-6` is a float (not a string), `off`/`no` are strings (not bools)."""
+
+
+_SuiteLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _ch in "tTfF":
+    _SuiteLoader.yaml_implicit_resolvers.setdefault(_ch, []).insert(
+        0, ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")))
+
+
+_SuiteLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$"
+               r"|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def load_suite(path: str | os.PathLike) -> Suite:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: suite file not found; allowed: a path to an existing .yaml file")
+    try:
+        raw = yaml.load(p.read_text(), Loader=_SuiteLoader)  # a SafeLoader: no arbitrary objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file; allowed: a UTF-8 YAML suite") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise UserError(f"{path}: top level is {type(raw).__name__}; allowed: a mapping of suite fields")
+    return parse_suite(raw, str(p))

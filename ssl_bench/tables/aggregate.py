@@ -1,0 +1,103 @@
+"""Mean +- std over seeds per table cell, and the best / tied marks per column."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from .vocab import SETTING_FIELDS, is_missing
+
+STAT_COLUMNS = ("mean", "std", "n", "n_failed", "n_collapsed", "status")
+NOT_KEYS = {"value", "error", "extra", "versions", "method_params", "eval_params", "optim", "augment",
+            "split_info", "timestamp", "wall_time_s", "pretrain_time_s"}
+
+
+def _scalar_column(df: pd.DataFrame, col: str) -> bool:
+    return col not in NOT_KEYS and not df[col].map(lambda v: isinstance(v, (dict, list))).any()
+
+
+def check_fields(df: pd.DataFrame, fields: list[str], option: str) -> None:
+    """Row / column fields must be record fields holding plain values (not dicts such as extra)."""
+    allowed = [c for c in df.columns if _scalar_column(df, c)]
+    for f in fields:
+        if f not in allowed:
+            raise UserError(f"{option}: unknown field '{f}'; allowed: {', '.join(allowed)}")
+
+
+def aggregate(df: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataFrame:
+    """One line per (rows + columns) group: mean, sample std (ddof=1, NaN for n=1) and n over the ok seeds.
+
+    Records whose status is failed or collapsed (or whose value is missing) never enter the mean; they are
+    counted in n_failed / n_collapsed, and `status` says "failed" / "collapsed" when no seed is ok.
+    """
+    keys = list(rows) + list(columns)
+    check_fields(df, list(rows), "--rows")
+    check_fields(df, list(columns), "--columns")
+    if len(set(keys)) != len(keys):
+        raise UserError(f"--rows/--columns: a field appears twice in {keys}; allowed: each field once")
+    _warn_mixed(df, keys)
+    ok = (df["status"] == "ok") & df["value"].notna()
+    work = pd.DataFrame({k: df[k] for k in keys})
+    work["_v"] = df["value"].where(ok)
+    work["_failed"] = (~ok & (df["status"] != "collapsed")).astype(int)
+    work["_collapsed"] = (df["status"] == "collapsed").astype(int)
+    grouped = work.groupby(keys, dropna=False, sort=False)
+    out = grouped.agg(mean=("_v", "mean"), std=("_v", lambda s: s.std(ddof=1)), n=("_v", "count"),
+                      n_failed=("_failed", "sum"), n_collapsed=("_collapsed", "sum")).reset_index()
+    out["n"] = out["n"].astype(int)
+    out["std"] = out["std"].astype(float)
+    out["status"] = [_status(n, f, c) for n, f, c in zip(out["n"], out["n_failed"], out["n_collapsed"])]
+    out.attrs.update(rows=list(rows), columns=list(columns))
+    return out
+
+
+def _status(n: int, failed: int, collapsed: int) -> str:
+    if n > 0:
+        return "ok"
+    if collapsed and not failed:
+        return "collapsed"
+    return "failed/collapsed" if collapsed else "failed"
+
+
+def _warn_mixed(df: pd.DataFrame, keys: list[str]) -> None:
+    """A cell that mixes settings (two backbones, two kNN configs) would average apples and pears: say so."""
+    if df.empty:
+        return
+    grouped = df.groupby(keys, dropna=False, sort=False)
+    mixed = [f for f in SETTING_FIELDS if f not in keys and f in df and (grouped[f].nunique() > 1).any()]
+    if mixed:
+        warnings.warn(f"table cells mix several values of {', '.join(mixed)}; add them to --rows or --columns "
+                      "to keep them apart", stacklevel=3)
+    if "seed" in df and "seed" not in keys:
+        repeated = grouped["seed"].agg(lambda s: s.duplicated().any())
+        if repeated.any() and not mixed:
+            warnings.warn("some table cells hold the same seed twice (two configurations of one method, or two "
+                          "evaluations with different parameters); they are averaged together", stacklevel=3)
+
+
+def mark_best(agg: pd.DataFrame, rows: list[str], columns: list[str], eligible: pd.Series | None = None) -> None:
+    """Add `best` (highest mean in its column) and `tied` (within one std of the best; the larger of the two
+    stds, NaN counting as 0) in place. Only `eligible` lines compete (our runs, not reported numbers)."""
+    agg["best"] = False
+    agg["tied"] = False
+    if agg.empty:
+        return
+    ok = agg["status"].eq("ok") & agg["mean"].notna()
+    if eligible is not None:
+        ok &= eligible
+    col_key = _col_key(agg, columns)
+    for _, idx in agg[ok].groupby(col_key[ok], sort=False).groups.items():
+        part = agg.loc[idx]
+        top = part["mean"].max()
+        top_std = part.loc[part["mean"] == top, "std"].fillna(0).max()
+        agg.loc[idx, "best"] = part["mean"] == top
+        gap = top - part["mean"]
+        agg.loc[idx, "tied"] = (part["mean"] < top) & (gap <= np.maximum(part["std"].fillna(0), top_std))
+
+
+def _col_key(agg: pd.DataFrame, columns: list[str]) -> pd.Series:
+    if not columns:
+        return pd.Series(["all"] * len(agg), index=agg.index)
+    return agg[columns].apply(lambda r: "\x1f".join("" if is_missing(v) else str(v) for v in r), axis=1)

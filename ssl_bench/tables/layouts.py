@@ -1,0 +1,175 @@
+"""Which records go in which table, and along which rows and columns: the paper presets and free pivots.
+
+Presets follow the BYOL paper: Table 1 (linear, top-1/top-5 per method), Table 2 (semi-supervised, 1% and 10%
+labels), Table 3 (transfer, one column per dataset with that dataset's own metric); plus kNN and a catch-all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+
+from ..errors import UserError
+from .vocab import DATASET_LABEL, DATASET_METRIC, METRIC_SHORT, PROTOCOL_LABEL, fraction_label, is_missing
+
+LAYOUTS = ("auto", "linear", "semi", "transfer", "all")
+LINEAR = ("linear", "linear_sgd")
+PIVOT_COLUMNS = ("protocol", "target", "label_fraction", "metric")
+TRANSFER_TITLE = {"transfer_linear": "Transfer: linear evaluation on other datasets",
+                  "transfer_finetune": "Transfer: fine-tuned on other datasets"}
+
+
+@dataclass
+class Section:
+    """One table: a filter over records (also applied to published rows) and its row / column fields."""
+
+    name: str
+    title: str
+    select: Callable[[pd.DataFrame], pd.DataFrame]
+    rows: list[str]
+    columns: list[str]
+    col_label: Callable[[dict], str] | None = None
+    notes: list[str] = field(default_factory=list)
+    rows_given: bool = False  # chosen by the user: never widened for published rows
+
+
+def add_target(df: pd.DataFrame) -> pd.DataFrame:
+    """`target`: the evaluation dataset when it differs from the pretraining one (transfer), else ""."""
+    df = df.copy()
+    same = df["eval_dataset"] == df["pretrain_dataset"]
+    df["target"] = df["eval_dataset"].where(~same, "").fillna("").astype(object)
+    return df
+
+
+def row_fields(df: pd.DataFrame) -> list[str]:
+    """method, plus backbone / pretraining data when there are several, plus epochs when a method has several."""
+    rows = ["method"] + [f for f in ("backbone", "pretrain_dataset") if df[f].nunique(dropna=False) > 1]
+    if "epochs" in df and (df.groupby("method")["epochs"].nunique(dropna=False) > 1).any():
+        rows.append("epochs")
+    return rows
+
+
+def own_metric(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep each evaluation dataset's own metric (BYOL Table 3): the declared one, else map11 / mean per-class
+    when recorded (the probe records those only for datasets that use them), else top-1."""
+    keep = []
+    for ds, part in df.groupby("eval_dataset", sort=False):
+        have = set(part["metric"].dropna())
+        metric = DATASET_METRIC.get(ds)
+        if metric not in have:
+            metric = next((m for m in ("map11", "mean_per_class", "top1") if m in have), None)
+        keep.append(part[part["metric"] == metric] if metric else part)
+    return pd.concat(keep) if keep else df.iloc[:0]
+
+
+def _linear_mask(df):
+    return df["protocol"].isin(LINEAR) & (df["target"] == "")
+
+
+def _knn_mask(df):
+    return (df["protocol"] == "knn") & (df["target"] == "")
+
+
+def _semi_mask(df):
+    return df["protocol"] == "semi_supervised"
+
+
+def transfer_mask(df):
+    return df["protocol"].astype(str).str.startswith("transfer") | (
+        (df["target"] != "") & (df["protocol"] != "semi_supervised"))
+
+
+def _linear(df):
+    return df[_linear_mask(df)]
+
+
+def _knn(df):
+    return df[_knn_mask(df)]
+
+
+def _semi(df):
+    return df[_semi_mask(df)]
+
+
+def _other(df):
+    return df[~(_linear_mask(df) | _knn_mask(df) | _semi_mask(df) | transfer_mask(df))]
+
+
+def _transfer_of(protocol: str):
+    return lambda df: own_metric(df[transfer_mask(df) & (df["protocol"] == protocol)])
+
+
+def _transfer_label(key: dict) -> str:
+    ds, metric = key.get("eval_dataset"), key.get("metric")
+    label = DATASET_LABEL.get(ds, str(ds))
+    return label if metric == "top1" else f"{label} ({METRIC_SHORT.get(metric, metric)})"
+
+
+def _varying(df: pd.DataFrame, fields: tuple[str, ...], always: tuple[str, ...]) -> list[str]:
+    return [f for f in fields if f in always or df[f].nunique(dropna=False) > 1]
+
+
+def preset_sections(df: pd.DataFrame, layout: str) -> list[Section]:
+    """Sections of a preset layout that have records (df must carry `target`)."""
+    if layout not in LAYOUTS:
+        raise UserError(f"--layout: bad value '{layout}'; allowed: {', '.join(LAYOUTS)}")
+    rows = row_fields(df)
+    out: list[Section] = []
+    if layout in ("linear", "auto", "all"):
+        lin = _linear(df)
+        cols = ["protocol", "metric"] if lin["protocol"].nunique() > 1 else ["metric"]
+        out.append(Section("linear", "Linear evaluation (frozen encoder)", _linear, rows, cols))
+        if layout != "linear":
+            out.append(Section("knn", "k-nearest-neighbour classifier (frozen encoder)", _knn, rows, ["metric"]))
+    if layout in ("semi", "auto", "all"):
+        cols = ["target", "label_fraction", "metric"] if _semi(df)["target"].nunique() > 1 else \
+            ["label_fraction", "metric"]
+        out.append(Section("semi", "Semi-supervised fine-tuning (fraction of labels)", _semi, rows, cols))
+    if layout in ("transfer", "auto", "all"):
+        for protocol in df.loc[transfer_mask(df), "protocol"].drop_duplicates():
+            title = TRANSFER_TITLE.get(protocol, f"Transfer ({PROTOCOL_LABEL.get(protocol, protocol)})")
+            out.append(Section(f"transfer:{protocol}", title, _transfer_of(protocol), rows,
+                               ["eval_dataset", "metric"], _transfer_label, [_transfer_note()]))
+    if layout in ("auto", "all"):
+        cols = _varying(_other(df), PIVOT_COLUMNS, ("protocol", "metric"))
+        out.append(Section("other", "Other evaluations", _other, rows, cols))
+    out = [s for s in out if not s.select(df).empty]
+    if not out:
+        present = ", ".join(sorted(df["protocol"].astype(str).unique()))
+        raise UserError(f"--layout {layout}: no matching results; protocols present: {present}")
+    return out
+
+
+def _transfer_note() -> str:
+    return "Each dataset's own metric: top-1 unless marked; mpc: mean per-class accuracy; mAP: 11-point mAP."
+
+
+def pivot_section(df: pd.DataFrame, rows: list[str] | None, columns: list[str] | None,
+                  base: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> Section:
+    """A free pivot: the user's row and column fields (the other axis filled in from what varies)."""
+    select = base or (lambda d: d)
+    recs = select(df)
+    rows_given = rows is not None
+    if columns is None:
+        columns = [c for c in _varying(recs, PIVOT_COLUMNS, ("protocol", "metric")) if c not in (rows or [])]
+    if rows is None:
+        rows = [r for r in row_fields(recs) if r not in columns]
+    return Section("pivot", "Results", select, list(rows), list(columns), rows_given=rows_given)
+
+
+def summary_section(df: pd.DataFrame) -> Section:
+    """The end-of-run table: one column per protocol (label fraction, transfer target) and metric; no top-5."""
+    select = lambda d: d[d["metric"] != "top5"]  # noqa: E731
+    return Section("summary", "", select, row_fields(df), list(PIVOT_COLUMNS), _summary_label)
+
+
+def _summary_label(key: dict) -> str:
+    short = {"semi_supervised": "semi", "transfer_linear": "transfer", "transfer_finetune": "finetune"}
+    parts = [short.get(key["protocol"], str(key["protocol"]))]
+    if not is_missing(key.get("label_fraction")):
+        parts.append(fraction_label(key["label_fraction"]))
+    if key.get("target"):
+        parts.append(str(key["target"]))
+    parts.append(str(key["metric"]))
+    return " ".join(parts)

@@ -1,0 +1,33 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+TINY_SUITE = """
+name: tiny
+seeds: [0]
+datasets: [{{name: digits, image_size: 8}}]
+backbones: [{{name: resnet18, label: r18-tiny, kwargs: {{channels: [4, 8, 8, 8], stem_width: 4}}}}]
+methods:
+  - random
+  - name: byol
+    params: {{proj_hidden_dim: 32, proj_dim: 16, pred_hidden_dim: 32}}
+    optim: {{base_lr: 1.0, warmup_epochs: 1}}
+pretrain: {{epochs: {epochs}, batch_size: 64, amp: off, log_every: 5}}
+evaluations:
+  - {{name: knn, params: {{k: 10}}}}
+  - {{name: linear, params: {{num_l2: 5}}}}
+output: {{table: true, report: false}}
+"""
+
+
+@pytest.fixture
+def tiny_suite(tmp_path):
+    def make(epochs: int = 2) -> str:
+        path = tmp_path / "tiny.yaml"
+        path.write_text(TINY_SUITE.format(epochs=epochs))
+        return str(path)
+
+    return make
