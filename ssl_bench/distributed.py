@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 def is_dist() -> bool:
@@ -27,7 +28,11 @@ def barrier() -> None:
 
 
 class _GatherWithGrad(torch.autograd.Function):
-    """all_gather whose backward sums the gradient over ranks and returns this rank's slice."""
+    """all_gather whose backward sums the gradient over ranks and returns this rank's slice.
+
+    Summing is right because every rank's loss uses every rank's rows; DDP then divides the parameter
+    gradients by the world size, which makes the result the gradient of the mean loss.
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
@@ -56,3 +61,43 @@ def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     out = [torch.empty_like(x) for _ in range(world_size())]
     dist.all_gather(out, x.detach().contiguous())
     return torch.cat(out)
+
+
+class _AllReduceWithGrad(torch.autograd.Function):
+    """Sum over ranks; the backward sums the incoming gradients over ranks (same argument as above)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def all_reduce_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Differentiable sum of x over ranks (SyncBatchNorm statistics on CPU)."""
+    return _AllReduceWithGrad.apply(x) if world_size() > 1 else x
+
+
+@torch.no_grad()
+def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
+    """Mean of x over ranks, detached (logged losses: every rank logs and decides on the same number)."""
+    if world_size() == 1:
+        return x.detach()
+    x = x.detach().clone()
+    dist.all_reduce(x)
+    return x / world_size()
+
+
+@torch.no_grad()
+def broadcast_module(module: nn.Module, src: int = 0) -> None:
+    """Overwrite every parameter and buffer with rank `src`'s values, so all ranks hold one model."""
+    if world_size() == 1:
+        return
+    for t in [*module.parameters(), *module.buffers()]:
+        dist.broadcast(t.data, src)

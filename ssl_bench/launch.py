@@ -1,18 +1,38 @@
-"""Process-group setup from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK)."""
+"""Process-group setup from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT)."""
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
 import torch.distributed as dist
 
+from .errors import UserError
+
 
 def init_distributed() -> bool:
-    """Join the process group torchrun describes; a no-op for a plain single process."""
+    """Join the process group torchrun describes; a no-op for a plain single process.
+
+    With GPUs the group carries both backends (nccl for CUDA tensors, gloo for CPU ones), so a suite whose
+    pretrain.device is cpu, or a CPU-side gather, still works; without GPUs it is gloo alone.
+    Each rank is pinned to GPU LOCAL_RANK before any CUDA work.
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return dist.is_initialized()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise UserError(f"torchrun --nproc_per_node: local rank {local} has no GPU (this node shows "
+                            f"{torch.cuda.device_count()}); allowed: at most one process per visible GPU")
+        torch.cuda.set_device(local)
+        backend = "cpu:gloo,cuda:nccl"
+    else:
+        backend = "gloo"
     dist.init_process_group(backend=backend)
+    atexit.register(_shutdown)
     return True
+
+
+def _shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,6 +1,7 @@
 """Execute one run: build, pretrain (cached and resumable), freeze, evaluate, record."""
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -24,6 +25,7 @@ from .registry import EVALUATIONS, METHODS
 from .results_store import ResultsStore, now, versions
 from .run_config import RunSpec, eval_key
 from .suite import Suite
+from .sync_batchnorm import convert_sync_batchnorm
 
 COLLAPSE_THRESHOLD = 0.05  # collapse_score of a healthy encoder is O(1); a constant one is 0
 
@@ -113,7 +115,9 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
             except TrainingDiverged as exc:
                 status, error = "failed", f"pretraining diverged: {exc}"
     if dist.is_main():
-        (run_dir / "run.json").write_text(json.dumps({**info, "stats": stats}, indent=1, default=str))
+        tmp = run_dir / "run.json.tmp"  # atomic: other ranks may be reading it (_load_stats)
+        tmp.write_text(json.dumps({**info, "stats": stats}, indent=1, default=str))
+        tmp.replace(run_dir / "run.json")
     extra_base = {"image_size": image_size, "split_info": bundle.split_info,
                   "pretrain_time_s": (stats or {}).get("train_time_s", 0.0)}
     if status == "failed":
@@ -152,14 +156,21 @@ def _train(method, bundle: DatasetBundle, spec: RunSpec, env: RunEnv, run_dir: P
     recipes = [ViewRecipe.from_dict(v, f"methods.{spec.method.name}.augment") for v in spec.method.views]
     augment = MultiViewAugment(recipes, image_size, bundle.mean, bundle.std,
                                blur_small_images=spec.method.blur_small_images)
+    # SyncBN on a copy: evaluations that fine-tune the encoder afterwards (redundantly on every rank) must see
+    # plain BatchNorm again; the state_dict keys are the same, so the weights are copied back after training.
+    model = method
     if dist.world_size() > 1 and p["sync_bn"]:
-        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        model = convert_sync_batchnorm(copy.deepcopy(method), env.device)
     settings = TrainSettings(epochs=spec.method.epochs, batch_size=p["batch_size"], optim=spec.method.optim,
                              device=env.device, amp_dtype=env.amp_dtype, channels_last=p["channels_last"],
                              num_workers=p["num_workers"], seed=spec.seed, log_every=p["log_every"],
                              metrics_format=p["metrics_format"], progress=env.progress, compile=p["compile"])
-    return pretrain(method, bundle.train, augment, settings, run_dir, resume=env.resume,
-                    label=f"{spec.method.name}/s{spec.seed}")
+    stats = pretrain(model, bundle.train, augment, settings, run_dir, resume=env.resume,
+                     label=f"{spec.method.name}/s{spec.seed}")
+    dist.broadcast_module(model)  # one model on every rank (plain-BN running stats drift apart per rank)
+    if model is not method:
+        method.load_state_dict(model.state_dict())
+    return stats
 
 
 def _load_stats(run_dir: Path) -> dict | None:

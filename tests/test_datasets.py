@@ -179,3 +179,27 @@ def test_voc2007_multilabel_targets(tmp_path):
         for row, key in enumerate(keys):
             assert s.paths[row].endswith(f"{key}.jpg")
             assert {VOC_CLASSES[i] for i in s.labels[row].nonzero().flatten().tolist()} == set(VOC[key])
+
+
+def test_stl10_binary_layout_and_unlabeled(tmp_path):
+    # STL-10's binaries store every 96x96 channel plane column-major (the dataset's README); labels are 1..10
+    folder = tmp_path / "stl10_binary"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    images = {p: rng.integers(0, 256, (n, 3, 96, 96), dtype=np.uint8) for p, n in
+              (("train", 30), ("test", 20), ("unlabeled", 7))}
+    for part, arr in images.items():
+        (folder / f"{part}_X.bin").write_bytes(np.ascontiguousarray(arr.transpose(0, 1, 3, 2)).tobytes())
+    labels = {"train": np.repeat(np.arange(1, 11), 3), "test": np.repeat(np.arange(1, 11), 2)}
+    for part, y in labels.items():
+        (folder / f"{part}_y.bin").write_bytes(y.astype(np.uint8).tobytes())
+    (folder / "class_names.txt").write_text("\n".join(f"c{i}" for i in range(10)) + "\n")
+    b = load_dataset("stl10", str(tmp_path), unlabeled=True)
+    assert (b.native_size, b.channels, len(b.test), len(b.train) + len(b.val)) == (96, 3, 20, 30)
+    assert np.array_equal(b.test.images.numpy(), images["test"])
+    assert b.test.labels.tolist() == (labels["test"] - 1).tolist()
+    assert b.unlabeled is not None and np.array_equal(b.unlabeled.images.numpy(), images["unlabeled"])
+    assert b.split_info["unlabeled"]["size"] == 7
+    x, _ = next(iterate_batches(b.unlabeled, 4, shuffle=False, generator=None, drop_last=False, device="cpu"))
+    assert x.is_contiguous() and np.array_equal(x.numpy(), images["unlabeled"][:4])
+    assert load_dataset("stl10", str(tmp_path)).unlabeled is None

@@ -49,7 +49,7 @@ def test_tiny_suite_end_to_end(tiny_suite, tmp_path, capsys):
 def test_kill_then_resume(tiny_suite, tmp_path):
     suite = tiny_suite(6)
     killed, resumed = tmp_path / "killed", tmp_path / "straight"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}  # tiny model: 1 thread is fastest
     cmd = [sys.executable, "-m", "ssl_bench", "run", suite, "--quiet", "--out"]
     proc = subprocess.Popen(cmd + [str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120

@@ -65,3 +65,11 @@ def test_warmup_cosine_schedule():
     assert abs(warmup_cosine(10, 100, 10, 1.0) - 1.0) < 1e-12
     assert abs(warmup_cosine(55, 100, 10, 1.0) - 0.5) < 1e-12
     assert abs(warmup_cosine(100, 100, 10, 1.0)) < 1e-12
+
+
+def test_channels_last_guard_for_narrow_cpu_convs():
+    from ssl_bench.engine.trainer import channels_last_safe
+
+    cpu = torch.device("cpu")
+    assert not channels_last_safe(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 8, 3)), cpu)
+    assert channels_last_safe(nn.Sequential(nn.Conv2d(1, 16, 3), nn.Conv2d(16, 8, 3)), cpu)

@@ -21,7 +21,7 @@ TINY_SUITE = """
 name: my_plugin
 plugins: [barlow_twins]
 seeds: [0]
-datasets: [{name: digits, image_size: 8}]
+datasets: [{name: digits, image_size: 8, params: {test_fraction: 0.6}}]  # 540 train images
 backbones: [{name: resnet18, kwargs: {channels: [4, 8, 8, 8], stem_width: 4}}]
 methods:
   - name: barlow_twins

@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-from ssl_bench.backbones import create_backbone
 from ssl_bench.data.augment import MultiViewAugment, ViewRecipe
 from ssl_bench.engine.ema import ema_update
 from ssl_bench.engine.optim import build_optimizer
+from ssl_bench.method import Method
 from ssl_bench.methods.losses import nt_xent_loss
 from ssl_bench.methods.simclr import SimCLR
 from ssl_bench.methods.views import simclr_view
@@ -62,6 +62,8 @@ def test_nt_xent_rejects_mismatched_shapes():
 
 
 def _tiny_simclr(**kw) -> SimCLR:
+    from ssl_bench.backbones import create_backbone
+
     torch.manual_seed(0)
     bb = create_backbone("resnet18", in_chans=1, image_size=8, channels=[4, 8, 8, 8], stem_width=4)
     return SimCLR(bb, proj_hidden_dim=16, proj_dim=8, **kw)
@@ -84,7 +86,19 @@ def test_color_strength_sets_the_jitter():
     assert SimCLR.augmentation["views"] == SimCLR.view_recipes(SimCLR.defaults)
 
 
+@pytest.mark.xfail(not hasattr(Method, "view_recipes"), strict=True,
+                   reason="Method.view_recipes(params) is not yet the hook suite.py uses to build the views")
+def test_suite_color_strength_reaches_the_views():
+    from ssl_bench.suite import parse_suite
+
+    suite = parse_suite({"name": "s", "datasets": ["digits"], "backbones": ["resnet18"], "evaluations": ["knn"],
+                         "methods": [{"name": "simclr", "params": {"color_strength": 0.5}}]})
+    assert [v["brightness"] for v in suite.methods[0].views] == [0.4, 0.4]
+
+
 def test_paper_recipe():
+    from ssl_bench.backbones import create_backbone
+
     assert SimCLR.optim_recipe()["optimizer"] == "lars"
     assert (SimCLR.optim["base_lr"], SimCLR.optim["weight_decay"]) == (0.3, 1e-6)
     m = SimCLR(create_backbone("resnet18", in_chans=3, image_size=224))
@@ -128,9 +142,9 @@ def test_losses_under_a_real_two_process_gather(tmp_path):
     g = torch.Generator().manual_seed(5)
     n, world = 3, 2
     z1, z2, q, k = (torch.randn(n * world, 4, generator=g, dtype=torch.float64) for _ in range(4))
-    # fork: the children inherit the imported modules instead of importing torch again
-    mp.start_processes(_two_process_worker, args=(world, str(tmp_path), z1, z2, q, k), nprocs=world,
-                       start_method="fork")
+    # spawn, not fork: a child forked after this process ran OpenMP-parallel ops can hang in its first one.
+    # (This module keeps its top-level imports light: each child imports it to find the worker.)
+    mp.spawn(_two_process_worker, args=(world, str(tmp_path), z1, z2, q, k), nprocs=world)
     res = [torch.load(tmp_path / f"{r}.pt") for r in range(world)]
     z = torch.cat([z1, z2]).requires_grad_(True)
     loss = nt_xent_loss(z, z, 0.2)
@@ -169,6 +183,8 @@ def digits_uint8() -> torch.Tensor:
 def train_on_digits(cls, steps: int, lr: float, batch: int = 64, seed: int = 0, **params) -> list[float]:
     """`steps` optimizer steps of `cls` (its own optimizer recipe at a constant lr, its own EMA schedule)
     on random batches of digits at 16 px with a narrow ResNet-18; returns the loss of every step."""
+    from ssl_bench.backbones import create_backbone
+
     images = digits_uint8()
     torch.manual_seed(seed)
     backbone = create_backbone("resnet18", in_chans=1, image_size=16, channels=[8, 16, 16, 16], stem_width=8)

@@ -132,7 +132,7 @@ def _memory_batches(data: ImageSet, order: torch.Tensor, batch_size: int, count:
         order = order.to(images.device)
     for b in range(count):
         idx = order[b * batch_size:(b + 1) * batch_size]
-        x, y = images[idx], labels[idx.to(labels.device)]
+        x, y = images[idx].contiguous(), labels[idx.to(labels.device)]  # STL-10 images are a transposed view
         if pin and x.device.type == "cpu":
             x, y = x.pin_memory(), y.pin_memory()
         yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)

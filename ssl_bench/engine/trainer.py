@@ -1,7 +1,10 @@
 """The pretraining loop. It knows the Method contract, never a specific method."""
 from __future__ import annotations
 
+import inspect
+import dataclasses
 import math
+import warnings
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,13 @@ from .metrics_log import MetricsLog
 from .optim import build_optimizer
 from .progress import Progress
 from .schedules import scaled_lr, warmup_cosine
+
+
+def channels_last_safe(model: nn.Module, device: torch.device) -> bool:
+    """CPU oneDNN channels_last crashed (heap corruption) here for 4-channel convs; 8-multiples ran fine."""
+    if device.type != "cpu":
+        return True
+    return all(m.out_channels % 8 == 0 for m in model.modules() if isinstance(m, nn.Conv2d))
 
 
 class TrainingDiverged(RuntimeError):
@@ -47,7 +57,13 @@ def _wrap(model: Method, s: TrainSettings) -> nn.Module:
     if dist.world_size() == 1:
         return torch.compile(model) if s.compile else model
     ids = [s.device.index] if s.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    # Only trainable parameters are reduced (BYOL/MoCo targets have requires_grad=False, so DDP skips them).
+    # No per-step buffer broadcast: SyncBN statistics and MoCo's queue are identical on every rank already,
+    # and pretrain_run broadcasts rank 0's model once after training (plain-BN running stats).
+    ddp = nn.parallel.DistributedDataParallel
+    no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters \
+        else "broadcast_buffers"  # torch >= 2.14 renamed the flag
+    return ddp(model, device_ids=ids, **{no_sync: False})
 
 
 def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]],
@@ -64,6 +80,10 @@ def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, tor
     peak = scaled_lr(s.optim["base_lr"], s.batch_size)
     warmup = round(s.optim["warmup_epochs"] * steps_per_epoch)
     model.to(s.device)
+    if s.channels_last and not channels_last_safe(model, s.device):
+        warnings.warn("channels_last disabled: on CPU it corrupts memory in oneDNN for convolutions whose "
+                      "channel counts are not multiples of 8 (seen with torch 2.14.1); widen the backbone to use it")
+        s = dataclasses.replace(s, channels_last=False)
     if s.channels_last:
         model.to(memory_format=torch.channels_last)
     net = _wrap(model, s)
@@ -110,7 +130,7 @@ def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, tor
             if step % s.log_every == 0:  # the only host sync inside the epoch
                 progress.update(step, epoch, s.epochs, (loss_sum / n).item(),
                                 n * per_rank * ws / (time.perf_counter() - t0))
-        epoch_loss = (loss_sum / max(n, 1)).item()
+        epoch_loss = (dist.all_reduce_mean(loss_sum) / max(n, 1)).item()  # global mean: every rank agrees
         elapsed = time.perf_counter() - t0
         images_seen += n * per_rank * ws
         if not math.isfinite(epoch_loss):

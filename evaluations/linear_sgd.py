@@ -1,0 +1,63 @@
+"""Linear evaluation, the BYOL paper's protocol: a linear head trained by SGD on augmented images.
+
+Frozen encoder in eval mode (no BN statistics update), random-resized-crop + flip on training images, SGD
+Nesterov momentum 0.9, no weight decay, cosine schedule; the lr is chosen from a sweep on the val split and
+that head's test accuracy is reported. BYOL: batch 1024, 80 epochs, lr in {0.4, 0.3, 0.2, 0.1, 0.05}
+[protocols.md]. The defaults here are a CPU-sized version (fewer epochs, three lrs). All lrs train at once:
+one head per lr on the same features of the same augmented batch, so the sweep costs one pass of the encoder.
+Unlike the paper the chosen head is not retrained on train + val.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ssl_bench.errors import UserError
+from ssl_bench.evaluation import EvalContext, Evaluation
+from ssl_bench.metrics import classification_metrics
+from ssl_bench.probe import probe_metric
+from ssl_bench.registry import register_evaluation
+
+from .finetune import Classifier, InputPrep, adaptation_info, crop_scale, number_list, positive_int, predict, \
+    train_classifier
+
+
+@register_evaluation("linear_sgd")
+class LinearSGDEvaluation(Evaluation):
+    """Top-1 (and top-5 with more than 5 classes) of the SGD-trained linear head chosen on val."""
+
+    name = "linear_sgd"
+    defaults = {"dataset": None, "lrs": [0.4, 0.1, 0.02], "epochs": 20, "batch_size": 256,
+                "crop_scale": [0.08, 1.0]}
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        p, w = self.params, "evaluation linear_sgd: params"
+        p["lrs"] = number_list(p["lrs"], f"{w}.lrs")
+        p["epochs"] = positive_int(p["epochs"], f"{w}.epochs")
+        p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
+        p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
+
+    def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
+        p = self.params
+        name = p["dataset"] or ctx.pretrain.name
+        bundle = ctx.pretrain if name == ctx.pretrain.name else ctx.get_dataset(name)
+        if len(bundle.val) == 0:
+            raise UserError(f"evaluation linear_sgd: dataset '{name}' has an empty val split; allowed: a dataset "
+                            "with a held-out val split to choose the learning rate")
+        prep = InputPrep.from_context(ctx, p["crop_scale"])
+        model = Classifier(ctx.encoder, ctx.feature_dim, bundle.num_classes, num_heads=len(p["lrs"]), frozen=True,
+                           seed=ctx.seed)
+        train_classifier(model, bundle.train, prep, lrs=p["lrs"], epochs=p["epochs"], batch_size=p["batch_size"],
+                         seed=ctx.seed, device=ctx.device)
+        select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"
+        val_scores, val_y = predict(model, bundle.val, prep, ctx.device, p["batch_size"])
+        curve = [probe_metric(s, val_y, select_by) for s in val_scores]
+        best = max(range(len(curve)), key=lambda k: (curve[k], -k))  # ties: the first lr listed
+        test_scores, test_y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
+        values = classification_metrics(test_scores[best], test_y, bundle.metric)
+        extra = {"lr": p["lrs"][best], "val_metric": select_by,
+                 "val_curve": [[lr, v] for lr, v in zip(p["lrs"], curve)],
+                 "epochs": p["epochs"], "n_train": len(bundle.train), "n_val": len(bundle.val),
+                 "n_test": len(bundle.test), **adaptation_info(bundle, ctx)}
+        return [{"protocol": "linear_sgd", "eval_dataset": name, "metric": m, "value": v, "extra": dict(extra)}
+                for m, v in values.items()]

@@ -1,0 +1,96 @@
+"""Semi-supervised evaluation: fine-tune the whole network on a small labelled subset (BYOL Table 2).
+
+For each label fraction (1% and 10% by default) a class-balanced subset of the train split is drawn with a
+fixed seed (or read from `subset_file`, SimCLR's 1percent.txt format) and saved under
+<run>/label_subsets/. A copy of the encoder plus a new linear head is fine-tuned on it with SGD Nesterov, no
+weight decay, crop + flip; lr x epochs come from a small grid chosen on the val split (disjoint from the
+labelled images), and the chosen model's top-1 / top-5 on the test split is reported. BYOL's grid:
+lr {0.005..0.1} x epochs {30, 50} [protocols.md]; the default here is smaller for CPUs.
+The supervised baseline (a method that trains with labels) starts from a fresh initialisation instead, as
+the paper's baseline row does, with the same subset and budget.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ssl_bench import distributed as dist
+from ssl_bench.errors import UserError
+from ssl_bench.evaluation import EvalContext, Evaluation
+from ssl_bench.label_subsets import balanced_subset, check_fraction, save_subset, subset_from_file
+from ssl_bench.metrics import classification_metrics
+from ssl_bench.registry import register_evaluation
+
+from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict
+
+WHERE = "evaluation semi_supervised"
+
+
+@register_evaluation("semi_supervised")
+class SemiSupervisedEvaluation(Evaluation):
+    """Rows per label fraction: top1 (and top5 with more than 5 classes) on test, label_fraction set."""
+
+    name = "semi_supervised"
+    defaults = {"dataset": None, "fractions": [0.01, 0.1], "subset_file": None, "subset_seed": None,
+                "lrs": [0.01, 0.05], "epochs": [30], "batch_size": 256, "crop_scale": [0.08, 1.0]}
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        p, w = self.params, f"{WHERE}: params"
+        if not isinstance(p["fractions"], (list, tuple)) or not p["fractions"]:
+            raise UserError(f"{w}.fractions: bad value {p['fractions']!r}; allowed: a non-empty list of numbers "
+                            "in (0, 1]")
+        p["fractions"] = [check_fraction(f, f"{w}.fractions") for f in p["fractions"]]
+        p["lrs"] = number_list(p["lrs"], f"{w}.lrs")
+        p["epochs"] = number_list(p["epochs"], f"{w}.epochs", kind=int)
+        p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
+        p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
+        seed = p["subset_seed"]
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise UserError(f"{w}.subset_seed: bad value {seed!r}; allowed: an integer >= 0 (default: the run seed)")
+        if p["subset_file"] is not None and (not isinstance(p["subset_file"], str) or not p["subset_file"]):
+            raise UserError(f"{w}.subset_file: bad value {p['subset_file']!r}; allowed: a path to a text file")
+
+    def _subsets(self, ctx: EvalContext, name: str, train) -> list[tuple[float | None, Any, str]]:
+        """(requested fraction or None for a file, train indices, file stem) per labelled subset."""
+        p = self.params
+        if p["subset_file"]:
+            idx = subset_from_file(p["subset_file"], train.paths, len(train))
+            return [(None, idx, f"{name}_from_file")]
+        seed = ctx.seed if p["subset_seed"] is None else p["subset_seed"]
+        return [(f, balanced_subset(train.labels, f, seed), f"{name}_{100 * f:g}pct_seed{seed}")
+                for f in p["fractions"]]
+
+    def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
+        p = self.params
+        name = p["dataset"] or ctx.pretrain.name
+        bundle = ctx.pretrain if name == ctx.pretrain.name else ctx.get_dataset(name)
+        train = bundle.train
+        from_scratch = bool(ctx.method_needs_labels)
+        select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"
+        prep = InputPrep.from_context(ctx, p["crop_scale"])
+        rows: list[dict[str, Any]] = []
+        for fraction, idx, stem in self._subsets(ctx, name, train):
+            saved = None
+            if dist.is_main():
+                header = (f"labelled subset of the '{name}' train split ({len(idx)} of {len(train)} images); "
+                          f"split_info {bundle.split_info}\nsource {p['subset_file'] or 'balanced_subset'}")
+                saved = str(save_subset(ctx.out_dir, stem, idx, train.paths, header))
+            labelled = train.subset(idx)
+            counts = labelled.labels.long().bincount(minlength=bundle.num_classes) if labelled.labels.dim() == 1 \
+                else labelled.labels.sum(0)
+            grid = {"lr": p["lrs"], "epochs": p["epochs"]}
+            model, chosen, curve = finetune_grid(ctx, bundle, labelled, grid, from_scratch=from_scratch,
+                                                 batch_size=p["batch_size"], crop_scale=p["crop_scale"],
+                                                 select_by=select_by, where=WHERE)
+            scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
+            values = classification_metrics(scores[0], y, bundle.metric)
+            actual = len(idx) / len(train)
+            extra = {"subset_file": saved, "n_labelled": len(idx), "labelled_share": actual,
+                     "per_class_min": int(counts.min()), "per_class_max": int(counts.max()),
+                     "from_scratch": from_scratch, **chosen, "val_metric": select_by, "val_curve": curve,
+                     "n_val": len(bundle.val), "n_test": len(bundle.test), **adaptation_info(bundle, ctx)}
+            rows += [{"protocol": "semi_supervised", "eval_dataset": name, "metric": m, "value": v,
+                      "label_fraction": actual if fraction is None else fraction, "extra": dict(extra)}
+                     for m, v in values.items()]
+            del model
+        return rows

@@ -1,0 +1,96 @@
+"""Transfer: evaluate the pretrained encoder on other datasets (BYOL Table 3).
+
+variant `linear` (transfer_linear): frozen encoder, features extracted once, L2-regularized logistic
+regression swept on val, refit on train+val, reported on test (the `linear` evaluation, run per dataset).
+variant `finetune` (transfer_finetune): the whole network (a copy of the encoder + a new head), SGD Nesterov,
+crop + flip, lr x weight-decay grid chosen on val; BYOL fine-tunes 20k steps at batch 256 [protocols.md], the
+default here is a few epochs for CPUs.
+Each dataset reports its own metric (top-1, mean per-class accuracy, or 11-point mAP for VOC2007) besides
+top-1/top-5. Images are resized to the pretraining input size and channel-adapted; that is recorded in
+`extra`. A dataset that is not available offline gives one failed row and the other datasets go on.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ssl_bench.errors import DatasetUnavailableError, UserError
+from ssl_bench.evaluation import EvalContext, Evaluation
+from ssl_bench.metrics import classification_metrics
+from ssl_bench.registry import DATASETS, register_evaluation
+
+from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict
+from .linear import LinearEvaluation
+
+VARIANTS = ("linear", "finetune")
+WHERE = "evaluation transfer"
+
+
+@register_evaluation("transfer")
+class TransferEvaluation(Evaluation):
+    name = "transfer"
+    defaults = {"datasets": [], "variant": "linear",
+                # linear variant (as the `linear` evaluation)
+                "l2_range": [1e-6, 1e5], "num_l2": 45, "max_iter": 1000,
+                # finetune variant
+                "lrs": [0.01, 0.1], "weight_decays": [0.0, 1e-4], "epochs": 5, "batch_size": 256,
+                "crop_scale": [0.08, 1.0]}
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        p, w = self.params, f"{WHERE}: params"
+        names = p["datasets"]
+        if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) and n for n in names):
+            raise UserError(f"{w}.datasets: bad value {names!r}; allowed: a non-empty list of dataset names "
+                            f"({', '.join(sorted(DATASETS.names()))})")
+        import ssl_bench.data.datasets  # noqa: F401  (registers the built-in datasets)
+
+        for n in names:
+            DATASETS.get(n, where=f"{w}.datasets")
+        if p["variant"] not in VARIANTS:
+            raise UserError(f"{w}.variant: bad value {p['variant']!r}; allowed: one of {', '.join(VARIANTS)}")
+        self._linear = LinearEvaluation(l2_range=p["l2_range"], num_l2=p["num_l2"], max_iter=p["max_iter"])
+        p["lrs"] = number_list(p["lrs"], f"{w}.lrs")
+        p["weight_decays"] = number_list(p["weight_decays"], f"{w}.weight_decays", allow_zero=True)
+        p["epochs"] = positive_int(p["epochs"], f"{w}.epochs")
+        p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
+        p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
+
+    @property
+    def protocol(self) -> str:
+        return f"transfer_{self.params['variant']}"
+
+    def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for name in self.params["datasets"]:
+            try:
+                bundle = ctx.get_dataset(name)
+            except DatasetUnavailableError as exc:
+                rows.append({"protocol": self.protocol, "eval_dataset": name, "metric": None, "value": None,
+                             "status": "failed", "error": str(exc), "extra": {}})
+                continue
+            rows += self._linear_rows(ctx, name, bundle) if self.params["variant"] == "linear" \
+                else self._finetune_rows(ctx, name, bundle)
+        return rows
+
+    def _linear_rows(self, ctx: EvalContext, name: str, bundle) -> list[dict[str, Any]]:
+        rows = LinearEvaluation(**{**self._linear.params, "dataset": name}).evaluate(ctx)
+        for row in rows:
+            row["protocol"] = self.protocol
+            row["extra"].update(adaptation_info(bundle, ctx))
+        return rows
+
+    def _finetune_rows(self, ctx: EvalContext, name: str, bundle) -> list[dict[str, Any]]:
+        p = self.params
+        select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"  # map11 when multi-label
+        grid = {"lr": p["lrs"], "weight_decay": p["weight_decays"], "epochs": [p["epochs"]]}
+        model, chosen, curve = finetune_grid(ctx, bundle, bundle.train, grid, from_scratch=False,
+                                             batch_size=p["batch_size"], crop_scale=p["crop_scale"],
+                                             select_by=select_by, where=WHERE)
+        prep = InputPrep.from_context(ctx, p["crop_scale"])
+        scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
+        values = classification_metrics(scores[0], y, bundle.metric)
+        extra = {**chosen, "val_metric": "map11" if y.dim() == 2 else select_by, "val_curve": curve,
+                 "n_train": len(bundle.train), "n_val": len(bundle.val), "n_test": len(bundle.test),
+                 **adaptation_info(bundle, ctx)}
+        return [{"protocol": self.protocol, "eval_dataset": name, "metric": m, "value": v, "extra": dict(extra)}
+                for m, v in values.items()]
