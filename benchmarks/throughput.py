@@ -133,6 +133,8 @@ def parse(argv: list[str]):
     p.add_argument("--data-on-host", action="store_true", help="cuda: keep the uint8 dataset in pinned host memory")
     p.add_argument("--levers", action="store_true", help="print the per-lever table instead")
     p.add_argument("--lever-batch", type=int, default=None, help="batch of the lever table (cpu 64, cuda 256)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default torch's); use 1 on a CPU shared with other jobs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="fewest steps that still give a number")
     p.add_argument("--json", default=None, help="write the summary here")
@@ -149,6 +151,8 @@ def parse(argv: list[str]):
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.worker:
         return worker(args)
     if args.device == "cuda" and not torch.cuda.is_available():

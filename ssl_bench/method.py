@@ -73,6 +73,11 @@ class Method(nn.Module):
         return self.backbone
 
     @classmethod
+    def view_recipes(cls, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The views for these hyperparameters (e.g. SimCLR's color strength); default: the declared ones."""
+        return [dict(v) for v in cls.augmentation["views"]]
+
+    @classmethod
     def optim_recipe(cls) -> dict[str, Any]:
         return {**OPTIM_DEFAULTS, **cls.optim}
 

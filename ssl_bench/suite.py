@@ -96,7 +96,7 @@ def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
     optim = v.override(cls.optim_recipe(), pretrain["optim"], "pretrain.optim")
     optim = v.override(optim, d.get("optim"), f"{field}.optim")
     _check_optim(optim, f"{field}.optim")
-    views = [dict(x) for x in cls.augmentation["views"]]
+    views = cls.view_recipes(params)
     aug = v.as_dict(d.get("augment"), f"{field}.augment")
     view_keys = [f"view{i + 1}" for i in range(len(views))]
     v.check_keys(aug, ["all", "blur_small_images", *view_keys], f"{field}.augment")
