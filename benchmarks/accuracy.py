@@ -71,9 +71,9 @@ def main() -> None:
     eng = harness.build_byol(a.seed)
     aug = MultiViewAugment([ViewRecipe.from_dict(v, "views") for v in harness.byol_views()], harness.SIZE,
                            bundle.mean, bundle.std)
-    fast = native_bf16(dev)  # the engine's levers as throughput.py's --amp/--channels-last auto picks them
+    # the engine's levers as throughput.py's auto picks them: channels_last always, bf16 where native
     s = TrainSettings(epochs=a.epochs, batch_size=a.batch, optim=optim, device=dev,
-                      amp_dtype=torch.bfloat16 if fast else None, channels_last=fast or dev.type == "cuda",
+                      amp_dtype=torch.bfloat16 if native_bf16(dev) else None, channels_last=True,
                       seed=a.seed, progress=False)
     out["engine_levers"] = {"amp_dtype": str(s.amp_dtype), "channels_last": s.channels_last}
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,6 +36,7 @@ def model_levers(args, dev: torch.device) -> dict:
                "+ concat target forward": {"concat": True}}
     if args.compile:
         configs["+ torch.compile"] = {"compile": True}
+        configs["+ channels_last + torch.compile"] = {"channels_last": True, "compile": True}
     steps = {name: harness.ModelStep(dev, args.lever_batch, args.seed, foreach_ema=True, **kw)
              for name, kw in configs.items()}
     for s in steps.values():

@@ -41,7 +41,8 @@ def engine_levers(args) -> dict:
     dev = torch.device(args.device)
     amp = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16,
            "auto": torch.bfloat16 if native_bf16(dev) else None}[args.amp]
-    cl = {"on": True, "off": False, "auto": dev.type == "cuda" or native_bf16(dev)}[args.channels_last]
+    # auto = the suite default (channels_last: true): 1.48x on this AVX2 CPU's model step, 1.23x on the H200
+    cl = {"on": True, "off": False, "auto": True}[args.channels_last]
     return {"amp_dtype": amp, "channels_last": cl, "concat": args.concat, "compile": args.compile}
 
 

@@ -140,6 +140,8 @@ def _dataset(item: Any, field: str) -> DatasetSpec:
     if size is not None:
         size = v.as_int(size, f"{field}.image_size", 4, 1024)
     params = v.override(dataset_params(name), d.get("params"), f"{field}.params")
+    if params.get("train_size") is not None:  # its upper bound needs the data: checked when it loads
+        params["train_size"] = v.as_int(params["train_size"], f"{field}.params.train_size", 1)
     return DatasetSpec(name, size, params)
 
 

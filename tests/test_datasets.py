@@ -77,6 +77,24 @@ def test_fashion_mnist_official_splits():
     assert b.mean[0] == pytest.approx(0.2860, abs=2e-3) and b.std[0] == pytest.approx(0.3530, abs=2e-3)
 
 
+@pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST idx files not installed")
+def test_fashion_mnist_train_size_is_a_balanced_subset_of_train_only():
+    full = load_dataset("fashion_mnist", None)
+    b = load_dataset("fashion_mnist", None, train_size=5000)
+    assert (len(b.train), len(b.val), len(b.test)) == (5000, 6000, 10000)
+    assert torch.bincount(b.train.labels).tolist() == [500] * 10  # Fashion-MNIST train is balanced: 6k per class
+    assert torch.equal(b.val.labels, full.val.labels) and torch.equal(b.test.images, full.test.images)
+    # every kept image is one of the full train split's, none from val
+    full_rows = {r.tobytes() for r in full.train.images.reshape(len(full.train), -1).numpy()}
+    kept = [r.tobytes() for r in b.train.images.reshape(5000, -1).numpy()]
+    assert all(r in full_rows for r in kept)
+    assert b.split_info["train"] == {"made": "stratified subset of train", "size": 5000}
+    clear_cache()
+    assert torch.equal(load_dataset("fashion_mnist", None, train_size=5000).train.images, b.train.images)
+    with pytest.raises(UserError, match=r"params.train_size: bad value 60000; allowed: .*\[1, 54000\]"):
+        load_dataset("fashion_mnist", None, train_size=60000)
+
+
 def test_read_idx_plain_and_gz(tmp_path):
     import gzip
     import struct

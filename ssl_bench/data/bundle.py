@@ -21,6 +21,14 @@ def check_fractions(name: str, val_fraction: float, test_fraction: float) -> Non
             raise UserError(f"dataset {name}: params.{key}: bad value {value!r}; allowed: a number in (0, 1)")
 
 
+def check_train_size(name: str, train_size: object, available: int) -> None:
+    if train_size is None:
+        return
+    if isinstance(train_size, bool) or not isinstance(train_size, int) or not 1 <= train_size <= available:
+        raise UserError(f"dataset {name}: params.train_size: bad value {train_size!r}; allowed: null (all) or an "
+                        f"integer in [1, {available}] (the train images left after the val hold-out)")
+
+
 def check_load_size(name: str, load_size: object) -> None:
     if isinstance(load_size, bool) or not isinstance(load_size, int) or load_size < 1:
         raise UserError(f"dataset {name}: params.load_size: bad value {load_size!r}; allowed: an integer >= 1")
@@ -44,9 +52,12 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float,
 
 def assemble(name: str, *, train: ImageSet, test: ImageSet | None, num_classes: int, val_fraction: float,
              test_fraction: float, split_seed: int, val: ImageSet | None = None, metric: str = "top1",
-             class_names: list[str] | None = None, source: Any = None) -> DatasetBundle:
+             class_names: list[str] | None = None, source: Any = None,
+             train_size: int | None = None) -> DatasetBundle:
     """Build the bundle. Missing test: a stratified `test_fraction` of all images; missing val: a stratified
-    `val_fraction` of the remaining train images. Hold-outs use `split_seed` only (never the run seed)."""
+    `val_fraction` of the remaining train images; `train_size`: keep a stratified subset of that many train
+    images (val and test stay whole, so numbers stay comparable). Hold-outs use `split_seed` only (never the
+    run seed)."""
     check_fractions(name, val_fraction, test_fraction)
     info: dict[str, Any] = {"split_seed": split_seed, "source": source}
     if test is None:
@@ -61,6 +72,11 @@ def assemble(name: str, *, train: ImageSet, test: ImageSet | None, num_classes: 
         info["val"] = {"made": "stratified hold-out of train", "fraction": val_fraction}
     else:
         info["val"] = {"made": "official"}
+    check_train_size(name, train_size, len(train))
+    if train_size is not None and train_size < len(train):
+        _, kept = stratified_split(train.labels, train_size / len(train), split_seed + 2)
+        train = train.subset(kept)
+        info["train"] = {"made": "stratified subset of train", "size": len(train)}  # >= 1 per class
     info["sizes"] = {"train": len(train), "val": len(val), "test": len(test)}
     if train.in_memory:
         mean, std = channel_stats(train.images)

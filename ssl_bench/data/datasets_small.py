@@ -89,8 +89,9 @@ def _fashion_files(root: str) -> dict[str, Path] | None:
 
 @register_dataset("fashion_mnist")
 def load_fashion_mnist(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
-                       split_seed: int = 0) -> DatasetBundle:
-    """Fashion-MNIST, official 60k train / 10k test, read from idx files (no network unless download)."""
+                       split_seed: int = 0, train_size: int | None = None) -> DatasetBundle:
+    """Fashion-MNIST, official 60k train / 10k test, read from idx files (no network unless download).
+    `train_size` pretrains and probes on a class-balanced subset of train (a CPU-sized run)."""
     files = _fashion_files(root)
     if files is None and download:
         from torchvision.datasets import FashionMNIST
@@ -112,4 +113,5 @@ def load_fashion_mnist(root: str, download: bool = False, val_fraction: float = 
         sets[part] = ImageSet(labels=labels, images=images)
     return assemble("fashion_mnist", train=sets["train"], test=sets["test"], num_classes=10,
                     val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed,
-                    class_names=FASHION_NAMES, source={k: str(v) for k, v in files.items()})
+                    class_names=FASHION_NAMES, source={k: str(v) for k, v in files.items()},
+                    train_size=train_size)

@@ -35,7 +35,8 @@ def require_files(name: str, root: str, folder: Path, files: list[str], archives
 
 
 def _cifar(name: str, cls_name: str, folder: str, files: list[str], archive: str, num_classes: int, root: str,
-           download: bool, val_fraction: float, test_fraction: float, split_seed: int) -> DatasetBundle:
+           download: bool, val_fraction: float, test_fraction: float, split_seed: int,
+           train_size: int | None) -> DatasetBundle:
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, cls_name)
@@ -48,22 +49,22 @@ def _cifar(name: str, cls_name: str, folder: str, files: list[str], archive: str
                               images=uint8_images(ds.data, channels_last=True))
     return assemble(name, train=sets["train"], test=sets["test"], num_classes=num_classes,
                     val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed,
-                    class_names=list(ds.classes), source=str(Path(root) / folder))
+                    class_names=list(ds.classes), source=str(Path(root) / folder), train_size=train_size)
 
 
 @register_dataset("cifar10")
 def load_cifar10(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
-                 split_seed: int = 0) -> DatasetBundle:
+                 split_seed: int = 0, train_size: int | None = None) -> DatasetBundle:
     files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
     return _cifar("cifar10", "CIFAR10", "cifar-10-batches-py", files, "cifar-10-python.tar.gz", 10, root,
-                  download, val_fraction, test_fraction, split_seed)
+                  download, val_fraction, test_fraction, split_seed, train_size)
 
 
 @register_dataset("cifar100")
 def load_cifar100(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
-                  split_seed: int = 0) -> DatasetBundle:
+                  split_seed: int = 0, train_size: int | None = None) -> DatasetBundle:
     return _cifar("cifar100", "CIFAR100", "cifar-100-python", ["train", "test", "meta"], "cifar-100-python.tar.gz",
-                  100, root, download, val_fraction, test_fraction, split_seed)
+                  100, root, download, val_fraction, test_fraction, split_seed, train_size)
 
 
 def _stl_images(path: Path) -> torch.Tensor:
