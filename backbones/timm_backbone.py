@@ -27,6 +27,43 @@ def _small_stem(model: nn.Module) -> bool:
     return True
 
 
+def _he(conv: nn.Conv2d) -> nn.Conv2d:
+    """timm's ResNet init for the convs we rebuild (He normal, fan_out), so they match their neighbours."""
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    return conv
+
+
+def _narrow_stem(model: nn.Module, width: int) -> bool:
+    """Make a single-conv ResNet stem `width` channels wide.
+
+    timm documents `stem_width` as the width of the default stem but builds it 64 wide whatever is asked
+    (only its deep stems read it). A 64-channel conv + BN at full resolution then dominates a narrow CPU
+    network, so the stem conv, its BN and the first block's inputs are rebuilt at `width`.
+    """
+    conv, bn, layer1 = getattr(model, "conv1", None), getattr(model, "bn1", None), getattr(model, "layer1", None)
+    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d) or layer1 is None:
+        return False
+    if conv.out_channels == width:
+        return True
+    model.conv1 = _he(nn.Conv2d(conv.in_channels, width, conv.kernel_size, conv.stride, conv.padding,
+                                bias=conv.bias is not None))
+    model.bn1 = nn.BatchNorm2d(width)
+    block = layer1[0]
+    old = block.conv1
+    block.conv1 = _he(nn.Conv2d(width, old.out_channels, old.kernel_size, old.stride, old.padding,
+                                bias=old.bias is not None))
+    out = block.conv3.out_channels if hasattr(block, "conv3") else block.conv2.out_channels
+    if block.downsample is None:  # the 64-in identity shortcut no longer matches: project it
+        block.downsample = nn.Sequential(_he(nn.Conv2d(width, out, 1, bias=False)), nn.BatchNorm2d(out))
+    else:
+        ds = next(m for m in block.downsample.modules() if isinstance(m, nn.Conv2d))
+        new = _he(nn.Conv2d(width, ds.out_channels, ds.kernel_size, ds.stride, ds.padding, bias=ds.bias is not None))
+        for name, child in block.downsample.named_children():
+            if child is ds:
+                setattr(block.downsample, name, new)
+    return True
+
+
 @register_backbone("timm")
 def timm_backbone(model: str, in_chans: int = 3, image_size: int = 224, small_stem: bool | str = "auto",
                   pretrained: bool = False, **kwargs: Any) -> nn.Module:
@@ -42,12 +79,19 @@ def timm_backbone(model: str, in_chans: int = 3, image_size: int = 224, small_st
         raise UserError(f"unknown timm model '{model}'; closest timm names: {', '.join(close) or '(none)'}"
                         " (see timm.list_models())")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    if pretrained and "stem_width" in kwargs:
+        raise UserError(f"timm model '{model}': stem_width={kwargs['stem_width']} with pretrained=true would "
+                        "replace the pretrained stem; allowed: one of the two")
     try:
         net = timm.create_model(model, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
     except TypeError as exc:
         raise UserError(f"timm model '{model}' rejected its keyword arguments {sorted(kwargs)}: {exc}") from exc
     use_small = (image_size <= 64) if small_stem == "auto" else bool(small_stem)
     net.small_stem = _small_stem(net) if use_small else False
+    if "stem_width" in kwargs and not isinstance(getattr(net, "conv1", None), nn.Sequential):
+        if not _narrow_stem(net, int(kwargs["stem_width"])):
+            raise UserError(f"timm model '{model}': stem_width={kwargs['stem_width']} needs a ResNet-style stem "
+                            "(conv1, bn1, layer1); allowed: leave stem_width out for this model")
     net.num_features = int(net.num_features)
     return net
 

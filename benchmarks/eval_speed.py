@@ -2,11 +2,11 @@
 
     python benchmarks/eval_speed.py --out results/quickstart
 
-Runs suites/quickstart.yaml with `--resume` into --out, with linear_sgd evaluations added (the default one and a
-small-batch one), so finished pretraining and evaluations are reused and only what is missing runs. Then it
-prints, per method, top-1 and wall time of every linear-type evaluation. Wall time is the record's own
-wall_time_s: the cached probe's includes extracting whichever splits kNN had not already extracted; the SGD
-probe's includes all its encoder passes over augmented images.
+Runs suites/quickstart.yaml with `--resume` into --out, with linear_sgd evaluations added (the paper's recipe
+with crops and flips, and one without augmentation), so finished pretraining and evaluations are reused and
+only what is missing runs. Then it prints, per method, top-1 and wall time of every linear-type evaluation.
+Wall time is the record's own wall_time_s: the cached probe's includes extracting whichever splits kNN had
+not already extracted; the SGD probe's includes all its encoder passes over augmented images.
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from pathlib import Path
 import yaml
 
 from ssl_bench.cli import main as cli_main
-from ssl_bench.suite import _SuiteLoader
+from ssl_bench.suite import read_suite_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SGD_PROBES = [{"name": "linear_sgd"},  # defaults: lrs [0.4, 0.1, 0.02], 20 epochs, batch 256
-              {"name": "linear_sgd", "params": {"epochs": 20, "batch_size": 64}}]
+SGD_PROBES = [{"name": "linear_sgd"},  # the paper's recipe, CPU-sized: crops + flips, lrs [0.4, 0.1, 0.02], 20 epochs
+              {"name": "linear_sgd", "params": {"crop_scale": [1.0, 1.0], "flip_p": 0.0}}]  # no augmentation
 
 
 def report(out: Path) -> None:
@@ -30,10 +30,11 @@ def report(out: Path) -> None:
     rows = [r for r in rows if r["protocol"] in ("linear", "linear_sgd") and r["metric"] == "top1"
             and r["status"] == "ok"]
     print(f"\n{'method':<12}{'evaluation':<40}{'top1':>7}{'wall s':>9}")
-    for r in sorted(rows, key=lambda r: (r["method"], r["protocol"], r["eval_params"].get("batch_size", 0))):
+    for r in sorted(rows, key=lambda r: (r["method"], r["protocol"], -r["eval_params"].get("flip_p", 0.5))):
         p = r["eval_params"]
+        aug = "crops + flips" if p.get("flip_p", 0.5) > 0 else "no crop/flip"
         what = "linear (cached features, L-BFGS)" if r["protocol"] == "linear" else \
-            f"linear_sgd {p['epochs']} ep, batch {p['batch_size']}, lr {r['extra'].get('lr')}"
+            f"linear_sgd {p['epochs']} ep, {aug}, lr {r['extra'].get('lr')}"
         print(f"{r['method']:<12}{what:<40}{r['value']:7.1f}{r['wall_time_s']:9.1f}")
 
 
@@ -42,7 +43,7 @@ def main() -> int:
     p.add_argument("--out", default="results/quickstart")
     p.add_argument("--suite", default=str(ROOT / "suites" / "quickstart.yaml"))
     a = p.parse_args()
-    suite = yaml.load(Path(a.suite).read_text(), Loader=_SuiteLoader)  # the suite's own YAML 1.2 scalars
+    suite = read_suite_yaml(a.suite)
     suite["evaluations"] = suite["evaluations"] + SGD_PROBES
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

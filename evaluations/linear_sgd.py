@@ -18,7 +18,7 @@ from ssl_bench.probe import probe_metric
 from ssl_bench.registry import register_evaluation
 
 from .finetune import Classifier, InputPrep, adaptation_info, crop_scale, number_list, positive_int, predict, \
-    train_classifier
+    probability, train_classifier
 
 
 @register_evaluation("linear_sgd")
@@ -27,7 +27,7 @@ class LinearSGDEvaluation(Evaluation):
 
     name = "linear_sgd"
     defaults = {"dataset": None, "lrs": [0.4, 0.1, 0.02], "epochs": 20, "batch_size": 256,
-                "crop_scale": [0.08, 1.0]}
+                "crop_scale": [0.08, 1.0], "flip_p": 0.5}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -36,6 +36,7 @@ class LinearSGDEvaluation(Evaluation):
         p["epochs"] = positive_int(p["epochs"], f"{w}.epochs")
         p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
         p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
+        p["flip_p"] = probability(p["flip_p"], f"{w}.flip_p")
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         p = self.params
@@ -44,7 +45,7 @@ class LinearSGDEvaluation(Evaluation):
         if len(bundle.val) == 0:
             raise UserError(f"evaluation linear_sgd: dataset '{name}' has an empty val split; allowed: a dataset "
                             "with a held-out val split to choose the learning rate")
-        prep = InputPrep.from_context(ctx, p["crop_scale"])
+        prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"])
         model = Classifier(ctx.encoder, ctx.feature_dim, bundle.num_classes, num_heads=len(p["lrs"]), frozen=True,
                            seed=ctx.seed)
         train_classifier(model, bundle.train, prep, lrs=p["lrs"], epochs=p["epochs"], batch_size=p["batch_size"],

@@ -20,7 +20,8 @@ from ssl_bench.label_subsets import balanced_subset, check_fraction, save_subset
 from ssl_bench.metrics import classification_metrics
 from ssl_bench.registry import register_evaluation
 
-from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict
+from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict, \
+    probability
 
 WHERE = "evaluation semi_supervised"
 
@@ -31,7 +32,7 @@ class SemiSupervisedEvaluation(Evaluation):
 
     name = "semi_supervised"
     defaults = {"dataset": None, "fractions": [0.01, 0.1], "subset_file": None, "subset_seed": None,
-                "lrs": [0.01, 0.05], "epochs": [30], "batch_size": 256, "crop_scale": [0.08, 1.0]}
+                "lrs": [0.01, 0.05], "epochs": [30], "batch_size": 256, "crop_scale": [0.08, 1.0], "flip_p": 0.5}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -44,6 +45,7 @@ class SemiSupervisedEvaluation(Evaluation):
         p["epochs"] = number_list(p["epochs"], f"{w}.epochs", kind=int)
         p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
         p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
+        p["flip_p"] = probability(p["flip_p"], f"{w}.flip_p")
         seed = p["subset_seed"]
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise UserError(f"{w}.subset_seed: bad value {seed!r}; allowed: an integer >= 0 (default: the run seed)")
@@ -67,7 +69,7 @@ class SemiSupervisedEvaluation(Evaluation):
         train = bundle.train
         from_scratch = bool(ctx.method_needs_labels)
         select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"
-        prep = InputPrep.from_context(ctx, p["crop_scale"])
+        prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"])
         rows: list[dict[str, Any]] = []
         for fraction, idx, stem in self._subsets(ctx, name, train):
             saved = None
@@ -81,7 +83,7 @@ class SemiSupervisedEvaluation(Evaluation):
             grid = {"lr": p["lrs"], "epochs": p["epochs"]}
             model, chosen, curve = finetune_grid(ctx, bundle, labelled, grid, from_scratch=from_scratch,
                                                  batch_size=p["batch_size"], crop_scale=p["crop_scale"],
-                                                 select_by=select_by, where=WHERE)
+                                                 flip_p=p["flip_p"], select_by=select_by, where=WHERE)
             scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
             values = classification_metrics(scores[0], y, bundle.metric)
             actual = len(idx) / len(train)

@@ -18,7 +18,8 @@ from ssl_bench.evaluation import EvalContext, Evaluation
 from ssl_bench.metrics import classification_metrics
 from ssl_bench.registry import DATASETS, register_evaluation
 
-from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict
+from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict, \
+    probability
 from .linear import LinearEvaluation
 
 VARIANTS = ("linear", "finetune")
@@ -33,7 +34,7 @@ class TransferEvaluation(Evaluation):
                 "l2_range": [1e-6, 1e5], "num_l2": 45, "max_iter": 1000,
                 # finetune variant
                 "lrs": [0.01, 0.1], "weight_decays": [0.0, 1e-4], "epochs": 5, "batch_size": 256,
-                "crop_scale": [0.08, 1.0]}
+                "crop_scale": [0.08, 1.0], "flip_p": 0.5}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -54,6 +55,7 @@ class TransferEvaluation(Evaluation):
         p["epochs"] = positive_int(p["epochs"], f"{w}.epochs")
         p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
         p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
+        p["flip_p"] = probability(p["flip_p"], f"{w}.flip_p")
 
     @property
     def protocol(self) -> str:
@@ -85,8 +87,8 @@ class TransferEvaluation(Evaluation):
         grid = {"lr": p["lrs"], "weight_decay": p["weight_decays"], "epochs": [p["epochs"]]}
         model, chosen, curve = finetune_grid(ctx, bundle, bundle.train, grid, from_scratch=False,
                                              batch_size=p["batch_size"], crop_scale=p["crop_scale"],
-                                             select_by=select_by, where=WHERE)
-        prep = InputPrep.from_context(ctx, p["crop_scale"])
+                                             flip_p=p["flip_p"], select_by=select_by, where=WHERE)
+        prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"])
         scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
         values = classification_metrics(scores[0], y, bundle.metric)
         extra = {**chosen, "val_metric": "map11" if y.dim() == 2 else select_by, "val_curve": curve,

@@ -237,7 +237,8 @@ _SuiteLoader.add_implicit_resolver(
 )
 
 
-def load_suite(path: str | os.PathLike) -> Suite:
+def read_suite_yaml(path: str | os.PathLike) -> dict | None:
+    """The suite file as a plain mapping (YAML 1.2 scalars), before validation; for tools that edit a suite."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{path}: suite file not found; allowed: a path to an existing .yaml file")
@@ -251,4 +252,8 @@ def load_suite(path: str | os.PathLike) -> Suite:
         raise UserError(f"{path}: not a text file; allowed: a UTF-8 YAML suite") from None
     if raw is not None and not isinstance(raw, dict):
         raise UserError(f"{path}: top level is {type(raw).__name__}; allowed: a mapping of suite fields")
-    return parse_suite(raw, str(p))
+    return raw
+
+
+def load_suite(path: str | os.PathLike) -> Suite:
+    return parse_suite(read_suite_yaml(path), str(Path(path)))

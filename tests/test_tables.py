@@ -293,3 +293,15 @@ def test_cli_table_writes_the_requested_format(out, tmp_path, capsys):
     assert "Linear Top-1" in capsys.readouterr().out
     assert main(["table", out, str(tmp_path / "missing")]) == 2
     assert "missing: not found" in capsys.readouterr().err
+
+
+def test_a_seed_repeated_in_a_cell_counts_once():
+    """Two evaluation configs of seed 0 (80, 60) and one of seed 1 (70): two seeds of 70 each, not n=3."""
+    from ssl_bench.tables.aggregate import aggregate
+    frame = pd.DataFrame({"method": ["byol"] * 3, "protocol": ["transfer_finetune"] * 3, "seed": [0, 0, 1],
+                          "value": [80.0, 60.0, 70.0], "status": ["ok"] * 3})
+    with pytest.warns(UserWarning, match="same seed twice"):
+        agg = aggregate(frame, ["method"], ["protocol"])
+    assert agg.loc[0, "n"] == 2
+    assert agg.loc[0, "mean"] == pytest.approx(70.0)
+    assert agg.loc[0, "std"] == pytest.approx(0.0)

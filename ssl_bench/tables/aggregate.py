@@ -43,6 +43,12 @@ def aggregate(df: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataF
     work["_v"] = df["value"].where(ok)
     work["_failed"] = (~ok & (df["status"] != "collapsed")).astype(int)
     work["_collapsed"] = (df["status"] == "collapsed").astype(int)
+    if "seed" in df and "seed" not in keys:
+        # a seed that appears twice in a cell (two configurations) is one sample, not two: average it first,
+        # so n and the std count distinct seeds
+        work["seed"] = df["seed"]
+        work = work.groupby(keys + ["seed"], dropna=False, sort=False).agg(
+            _v=("_v", "mean"), _failed=("_failed", "sum"), _collapsed=("_collapsed", "sum")).reset_index()
     grouped = work.groupby(keys, dropna=False, sort=False)
     out = grouped.agg(mean=("_v", "mean"), std=("_v", lambda s: s.std(ddof=1)), n=("_v", "count"),
                       n_failed=("_failed", "sum"), n_collapsed=("_collapsed", "sum")).reset_index()
@@ -74,7 +80,8 @@ def _warn_mixed(df: pd.DataFrame, keys: list[str]) -> None:
         repeated = grouped["seed"].agg(lambda s: s.duplicated().any())
         if repeated.any() and not mixed:
             warnings.warn("some table cells hold the same seed twice (two configurations of one method, or two "
-                          "evaluations with different parameters); they are averaged together", stacklevel=3)
+                          "evaluations with different parameters); each seed's values are averaged first, so n and std "
+                          "count distinct seeds", stacklevel=3)
 
 
 def mark_best(agg: pd.DataFrame, rows: list[str], columns: list[str], eligible: pd.Series | None = None) -> None:
