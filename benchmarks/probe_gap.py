@@ -25,6 +25,7 @@ from ssl_bench.data.augment import apply_view, sample_view_params
 from ssl_bench.data.augment_recipe import SUPERVISED_VIEW
 from ssl_bench.data.datasets import load_dataset
 from ssl_bench.engine import checkpoint
+from ssl_bench.engine.schedules import warmup_cosine
 from ssl_bench.features import extract, freeze
 from ssl_bench.registry import METHODS, load_plugins
 
@@ -46,7 +47,7 @@ def sgd_head(x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor, yt: torch.Tenso
         for i in range(per_epoch):
             idx = perm[i * batch:(i + 1) * batch]
             for g in opt.param_groups:
-                g["lr"] = lr * 0.5 * (1 + torch.cos(torch.tensor(step / total * torch.pi)).item())
+                g["lr"] = warmup_cosine(step, total, 0, lr)
             loss = F.cross_entropy(head(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()

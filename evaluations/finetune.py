@@ -154,14 +154,13 @@ def trainable_encoder(ctx: EvalContext, from_scratch: bool) -> nn.Module:
 
 
 def finetune_grid(ctx: EvalContext, bundle: DatasetBundle, train: ImageSet, grid: dict[str, Sequence[Any]], *,
-                  from_scratch: bool, batch_size: int, crop_scale: Sequence[float], select_by: str,
-                  where: str, flip_p: float = 0.5) -> tuple[Classifier, dict[str, Any], list[dict[str, Any]]]:
+                  prep: InputPrep, from_scratch: bool, batch_size: int, select_by: str,
+                  where: str) -> tuple[Classifier, dict[str, Any], list[dict[str, Any]]]:
     """Fine-tune encoder + a new head for every combination of `grid` (keys lr, epochs, weight_decay) and keep
     the one best on bundle.val by `select_by` (ties: the first). Returns (model, chosen config, val curve)."""
     if len(bundle.val) == 0:
         raise UserError(f"{where}: dataset '{bundle.name}' has an empty val split; allowed: a dataset with a "
                         "held-out val split to choose the fine-tuning hyperparameters")
-    prep = InputPrep.from_context(ctx, crop_scale, flip_p)
     keys = list(grid)
     best, best_cfg, best_val, curve = None, {}, float("-inf"), []
     for i, values in enumerate(itertools.product(*(grid[k] for k in keys))):
@@ -203,13 +202,6 @@ def positive_int(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UserError(f"{field}: bad value {value!r}; allowed: a positive integer")
     return value
-
-
-def probability(value: Any, field: str) -> float:
-    """A number in [0, 1] (e.g. flip_p: 0 for data where a mirror image is another class, like digits)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise UserError(f"{field}: bad value {value!r}; allowed: a number in [0, 1]")
-    return float(value)
 
 
 def crop_scale(value: Any, field: str) -> tuple[float, float]:

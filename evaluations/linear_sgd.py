@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ssl_bench import validate as v
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation
 from ssl_bench.metrics import classification_metrics
@@ -18,7 +19,7 @@ from ssl_bench.probe import probe_metric
 from ssl_bench.registry import register_evaluation
 
 from .finetune import Classifier, InputPrep, adaptation_info, crop_scale, number_list, positive_int, predict, \
-    probability, train_classifier
+    train_classifier
 
 
 @register_evaluation("linear_sgd")
@@ -36,7 +37,7 @@ class LinearSGDEvaluation(Evaluation):
         p["epochs"] = positive_int(p["epochs"], f"{w}.epochs")
         p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
         p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
-        p["flip_p"] = probability(p["flip_p"], f"{w}.flip_p")
+        p["flip_p"] = v.as_float(p["flip_p"], f"{w}.flip_p", lo=0, hi=1)
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         p = self.params

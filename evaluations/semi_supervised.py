@@ -14,14 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from ssl_bench import distributed as dist
+from ssl_bench import validate as v
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation
 from ssl_bench.label_subsets import balanced_subset, check_fraction, save_subset, subset_from_file
 from ssl_bench.metrics import classification_metrics
 from ssl_bench.registry import register_evaluation
 
-from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict, \
-    probability
+from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict
 
 WHERE = "evaluation semi_supervised"
 
@@ -45,7 +45,7 @@ class SemiSupervisedEvaluation(Evaluation):
         p["epochs"] = number_list(p["epochs"], f"{w}.epochs", kind=int)
         p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
         p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
-        p["flip_p"] = probability(p["flip_p"], f"{w}.flip_p")
+        p["flip_p"] = v.as_float(p["flip_p"], f"{w}.flip_p", lo=0, hi=1)
         seed = p["subset_seed"]
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise UserError(f"{w}.subset_seed: bad value {seed!r}; allowed: an integer >= 0 (default: the run seed)")
@@ -81,9 +81,8 @@ class SemiSupervisedEvaluation(Evaluation):
             counts = labelled.labels.long().bincount(minlength=bundle.num_classes) if labelled.labels.dim() == 1 \
                 else labelled.labels.sum(0)
             grid = {"lr": p["lrs"], "epochs": p["epochs"]}
-            model, chosen, curve = finetune_grid(ctx, bundle, labelled, grid, from_scratch=from_scratch,
-                                                 batch_size=p["batch_size"], crop_scale=p["crop_scale"],
-                                                 flip_p=p["flip_p"], select_by=select_by, where=WHERE)
+            model, chosen, curve = finetune_grid(ctx, bundle, labelled, grid, prep=prep, from_scratch=from_scratch,
+                                                 batch_size=p["batch_size"], select_by=select_by, where=WHERE)
             scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
             values = classification_metrics(scores[0], y, bundle.metric)
             actual = len(idx) / len(train)

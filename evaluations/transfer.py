@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ssl_bench import validate as v
 from ssl_bench.errors import DatasetUnavailableError, UserError
 from ssl_bench.evaluation import EvalContext, Evaluation
 from ssl_bench.metrics import classification_metrics
 from ssl_bench.registry import DATASETS, register_evaluation
 
-from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict, \
-    probability
+from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict
 from .linear import LinearEvaluation
 
 VARIANTS = ("linear", "finetune")
@@ -55,7 +55,7 @@ class TransferEvaluation(Evaluation):
         p["epochs"] = positive_int(p["epochs"], f"{w}.epochs")
         p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
         p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
-        p["flip_p"] = probability(p["flip_p"], f"{w}.flip_p")
+        p["flip_p"] = v.as_float(p["flip_p"], f"{w}.flip_p", lo=0, hi=1)
 
     @property
     def protocol(self) -> str:
@@ -85,10 +85,9 @@ class TransferEvaluation(Evaluation):
         p = self.params
         select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"  # map11 when multi-label
         grid = {"lr": p["lrs"], "weight_decay": p["weight_decays"], "epochs": [p["epochs"]]}
-        model, chosen, curve = finetune_grid(ctx, bundle, bundle.train, grid, from_scratch=False,
-                                             batch_size=p["batch_size"], crop_scale=p["crop_scale"],
-                                             flip_p=p["flip_p"], select_by=select_by, where=WHERE)
         prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"])
+        model, chosen, curve = finetune_grid(ctx, bundle, bundle.train, grid, prep=prep, from_scratch=False,
+                                             batch_size=p["batch_size"], select_by=select_by, where=WHERE)
         scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
         values = classification_metrics(scores[0], y, bundle.metric)
         extra = {**chosen, "val_metric": "map11" if y.dim() == 2 else select_by, "val_curve": curve,

@@ -6,7 +6,7 @@ from PIL import Image
 
 from ssl_bench.data.datasets import load_dataset
 from ssl_bench.errors import UserError
-from ssl_bench.evaluations.finetune import finetune_grid
+from ssl_bench.evaluations.finetune import InputPrep, finetune_grid
 from ssl_bench.label_subsets import balanced_subset, subset_from_file
 from ssl_bench.registry import EVALUATIONS
 
@@ -22,8 +22,8 @@ def test_finetuning_changes_the_copy_not_ctx_encoder(ctx):
     before = {k: v.clone() for k, v in ctx.encoder.state_dict().items()}
     train = ctx.pretrain.train.subset(balanced_subset(ctx.pretrain.train.labels, 0.05, seed=0))
     model, chosen, curve = finetune_grid(ctx, ctx.pretrain, train, {"lr": [0.05], "epochs": [2]},
-                                         from_scratch=False, batch_size=32, crop_scale=(0.5, 1.0), select_by="top1",
-                                         where="test")
+                                         prep=InputPrep.from_context(ctx, (0.5, 1.0)), from_scratch=False,
+                                         batch_size=32, select_by="top1", where="test")
     assert chosen == {"lr": 0.05, "epochs": 2} and len(curve) == 1
     for k, v in ctx.encoder.state_dict().items():
         assert torch.equal(before[k], v), k
