@@ -6,6 +6,7 @@ Defaults k=200, T=0.07 follow InstDisc (lightly uses T=0.1, solo-learn k=20).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -15,6 +16,7 @@ from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation
 from ssl_bench.metrics import classification_metrics
 from ssl_bench.registry import register_evaluation
+from ssl_bench.validate import DIM, POSITIVE
 
 
 @torch.no_grad()
@@ -55,12 +57,12 @@ def knn_predict(
 
 
 def _positive(name: str, value: Any, kind: type) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
     if kind is int:
         ok = ok and isinstance(value, int)
-    if not ok:
-        allowed = "a positive integer" if kind is int else "a positive number"
-        raise UserError(f"evaluation knn: params.{name} = {value!r}; allowed: {allowed}")
+    if not ok:  # a temperature of inf gives every neighbour the same vote; 0 divides by zero
+        allowed = "an integer >= 1" if kind is int else "a finite number > 0"
+        raise UserError(f"evaluation knn: params.{name}: bad value {value!r}; allowed: {allowed}")
 
 
 @register_evaluation("knn")
@@ -69,6 +71,7 @@ class KNNEvaluation(Evaluation):
 
     name = "knn"
     defaults = {"k": 200, "temperature": 0.07, "dataset": None, "batch_size": 256}
+    param_ranges = {"k": DIM, "temperature": POSITIVE, "batch_size": DIM}  # checked by suite validation
 
     def __init__(self, **params: Any):
         super().__init__(**params)

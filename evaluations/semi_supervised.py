@@ -17,7 +17,8 @@ from ssl_bench import distributed as dist
 from ssl_bench import validate as v
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation
-from ssl_bench.label_subsets import balanced_subset, check_fraction, save_subset, subset_from_file
+from ssl_bench.label_subsets import (balanced_subset, check_fraction, check_subset_file, save_subset,
+                                    subset_from_file)
 from ssl_bench.metrics import classification_metrics
 from ssl_bench.registry import register_evaluation
 
@@ -49,8 +50,8 @@ class SemiSupervisedEvaluation(Evaluation):
         seed = p["subset_seed"]
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise UserError(f"{w}.subset_seed: bad value {seed!r}; allowed: an integer >= 0 (default: the run seed)")
-        if p["subset_file"] is not None and (not isinstance(p["subset_file"], str) or not p["subset_file"]):
-            raise UserError(f"{w}.subset_file: bad value {p['subset_file']!r}; allowed: a path to a text file")
+        if p["subset_file"] is not None:
+            check_subset_file(p["subset_file"], f"{w}.subset_file")  # exists and lists entries: before any run
 
     def _subsets(self, ctx: EvalContext, name: str, train) -> list[tuple[float | None, Any, str]]:
         """(requested fraction or None for a file, train indices, file stem) per labelled subset."""
@@ -90,8 +91,9 @@ class SemiSupervisedEvaluation(Evaluation):
                      "per_class_min": int(counts.min()), "per_class_max": int(counts.max()),
                      "from_scratch": from_scratch, **chosen, "val_metric": select_by, "val_curve": curve,
                      "n_val": len(bundle.val), "n_test": len(bundle.test), **adaptation_info(bundle, ctx)}
+            # a fine-tuned copy (or a fresh net): the frozen encoder's collapse does not decide these rows
             rows += [{"protocol": "semi_supervised", "eval_dataset": name, "metric": m, "value": v,
-                      "label_fraction": actual if fraction is None else fraction, "extra": dict(extra)}
-                     for m, v in values.items()]
+                      "label_fraction": actual if fraction is None else fraction, "extra": dict(extra),
+                      "uses_frozen_encoder": False} for m, v in values.items()]
             del model
         return rows

@@ -93,5 +93,6 @@ class TransferEvaluation(Evaluation):
         extra = {**chosen, "val_metric": "map11" if y.dim() == 2 else select_by, "val_curve": curve,
                  "n_train": len(bundle.train), "n_val": len(bundle.val), "n_test": len(bundle.test),
                  **adaptation_info(bundle, ctx)}
-        return [{"protocol": self.protocol, "eval_dataset": name, "metric": m, "value": v, "extra": dict(extra)}
-                for m, v in values.items()]
+        # a fine-tuned copy: the frozen encoder's collapse does not decide these rows
+        return [{"protocol": self.protocol, "eval_dataset": name, "metric": m, "value": v, "extra": dict(extra),
+                 "uses_frozen_encoder": False} for m, v in values.items()]

@@ -1,7 +1,8 @@
 """Barlow Twins (Zbontar et al., arXiv 2103.03230) as a user's own ssl-bench method plugin.
 
-This file is not part of the ssl-bench package: a suite loads it with `plugins: [barlow_twins]` (the folder
-of the suite file is searched first), and `ssl-bench list methods` then shows it beside the built-in ones.
+This file is not part of the ssl-bench package: a suite beside it loads it with `plugins: [barlow_twins]` (or
+`barlow_twins.py`; imported by its path, the suite's folder never goes on sys.path), and `ssl-bench list
+methods` then shows it beside the built-in ones.
 
 Algorithm box:
   network = encoder -> projector                       (one network, no target, no EMA)
@@ -16,10 +17,11 @@ import torch
 from torch import nn
 
 from ssl_bench.distributed import gather_with_grad
-from ssl_bench.heads import MLPHead
+from ssl_bench.heads import Block, MLPHead
 from ssl_bench.method import Method
 from ssl_bench.methods.views import BYOL_VIEW_1, BYOL_VIEW_2
 from ssl_bench.registry import register_method
+from ssl_bench.validate import DIM, Range
 
 
 def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float, eps: float = 1e-5) -> torch.Tensor:
@@ -47,6 +49,7 @@ class BarlowTwins(Method):
         "proj_dims": [8192, 8192, 8192],  # three linear layers, BN + ReLU between them [paper Sec. 2]
         "lambd": 0.0051,  # off-diagonal weight (the official code's default; the paper rounds it to 5e-3)
     }
+    param_ranges = {"proj_dims": DIM, "lambd": Range(0)}  # checked by `ssl-bench validate`; a list: each width
     # [paper Sec. 2 / App.]: LARS, base lr 0.2 for weights, wd 1.5e-6, 10 warmup epochs, cosine.
     optim = {"optimizer": "lars", "base_lr": 0.2, "weight_decay": 1.5e-6, "warmup_epochs": 10}
     augmentation = {"views": [BYOL_VIEW_1, BYOL_VIEW_2]}  # the paper reuses BYOL's asymmetric recipe
@@ -56,7 +59,8 @@ class BarlowTwins(Method):
         dims = [backbone.num_features, *self.hparams["proj_dims"]]
         last = len(dims) - 2
         # (in, out, batch_norm, relu, bias, bn_affine): hidden blocks Linear-BN-ReLU, a plain last Linear
-        self.projector = MLPHead([(dims[i], dims[i + 1], i < last, i < last, False, True) for i in range(last + 1)])
+        self.projector = MLPHead([Block(dims[i], dims[i + 1], batch_norm=i < last, relu=i < last, bias=False)
+                                  for i in range(last + 1)])
 
     def training_step(self, views, labels=None):
         z1 = self.projector(self.backbone(views[0]))

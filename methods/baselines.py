@@ -7,6 +7,7 @@ from torch import nn
 
 from ssl_bench.method import Method
 from ssl_bench.registry import register_method
+from ssl_bench.validate import Range
 
 from .views import CROP_FLIP
 
@@ -25,6 +26,7 @@ class Supervised(Method):
 
     needs_labels = True
     defaults = {"label_smoothing": 0.0}
+    param_ranges = {"label_smoothing": Range(0, 1, hi_open=True)}
     optim = {"optimizer": "sgd", "base_lr": 0.1, "weight_decay": 5e-4, "warmup_epochs": 0}
     augmentation = {"views": [CROP_FLIP]}
 

@@ -20,6 +20,7 @@ from torch import nn
 from ssl_bench.heads import BYOLHead
 from ssl_bench.method import Method, cosine_momentum, set_requires_grad
 from ssl_bench.registry import register_method
+from ssl_bench.validate import DIM, UNIT
 
 from .losses import byol_loss
 from .views import BYOL_VIEW_1, BYOL_VIEW_2
@@ -34,6 +35,7 @@ class BYOL(Method):
         "tau_base": 0.99,  # 100/300-epoch preset [DM configs/byol.py]; 0.996 for 1000 epochs
         "concat_target_views": False,  # one target forward over both views (changes BN batch statistics)
     }
+    param_ranges = {"proj_hidden_dim": DIM, "proj_dim": DIM, "pred_hidden_dim": DIM, "tau_base": UNIT}
     optim = {"optimizer": "lars", "base_lr": 0.45, "weight_decay": 1e-6, "warmup_epochs": 10}  # 100-epoch [DM]
     augmentation = {"views": [BYOL_VIEW_1, BYOL_VIEW_2]}  # [BYOL Table 6]: asymmetric blur and solarize
 

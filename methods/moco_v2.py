@@ -25,6 +25,7 @@ from ssl_bench.errors import UserError
 from ssl_bench.heads import MoCoV2Head
 from ssl_bench.method import Method, set_requires_grad
 from ssl_bench.registry import register_method
+from ssl_bench.validate import DIM, POSITIVE, UNIT, Range
 
 from .losses import moco_v2_loss
 from .views import MOCO_V2_VIEW
@@ -41,6 +42,8 @@ class MoCoV2(Method):
         "queue_size": 65536,  # K; must be a multiple of the global batch size
         "tau": 0.999,  # constant key-encoder momentum
     }
+    param_ranges = {"proj_hidden_dim": DIM, "proj_dim": DIM, "temperature": POSITIVE, "queue_size": Range(1),
+                    "tau": UNIT}
     # [MoCo main_moco.py]: SGD 0.03 at batch 256, wd 1e-4 on every parameter, no warmup, cosine.
     optim = {"optimizer": "sgd", "base_lr": 0.03, "weight_decay": 1e-4, "warmup_epochs": 0,
              "exclude_bias_and_norm": False}

@@ -23,6 +23,7 @@ from ssl_bench.distributed import gather_no_grad, rank
 from ssl_bench.heads import MoCoV3Predictor, MoCoV3Projector
 from ssl_bench.method import Method, cosine_momentum, set_requires_grad
 from ssl_bench.registry import register_method
+from ssl_bench.validate import DIM, POSITIVE, UNIT
 
 from .losses import moco_v3_loss
 from .views import MOCO_V3_VIEW_1, MOCO_V3_VIEW_2
@@ -39,6 +40,8 @@ class MoCoV3(Method):
         "temperature": 1.0,  # ResNet; 0.2 for ViT [M3 Sec. 4]
         "tau_base": 0.99,  # cosine to 1; 0.996 for 1000 epochs
     }
+    param_ranges = {"proj_hidden_dim": DIM, "proj_dim": DIM, "pred_hidden_dim": DIM, "temperature": POSITIVE,
+                    "tau_base": UNIT}
     # [M3 CONFIG.md, ResNet-50 100 ep]: LARS lr 0.6 * B/256, wd 1e-6, 10 warmup epochs; ndim <= 1 excluded.
     optim = {"optimizer": "lars", "base_lr": 0.6, "weight_decay": 1e-6, "warmup_epochs": 10,
              "exclude_bias_and_norm": True}

@@ -19,6 +19,7 @@ from ssl_bench.distributed import gather_with_grad, rank
 from ssl_bench.heads import SimCLRHead
 from ssl_bench.method import Method
 from ssl_bench.registry import register_method
+from ssl_bench.validate import DIM, POSITIVE, Range
 
 from .losses import nt_xent_loss
 from .views import simclr_view
@@ -34,6 +35,7 @@ class SimCLR(Method):
         "temperature": 0.1,  # ImageNet at batch 4096 [SCp B.9]; 0.5 for CIFAR-10
         "color_strength": 1.0,  # s of the color jitter (0.8s, 0.8s, 0.8s, 0.2s) [SCp App. A]; 0.5 for CIFAR
     }
+    param_ranges = {"proj_hidden_dim": DIM, "proj_dim": DIM, "temperature": POSITIVE, "color_strength": Range(0)}
     optim = {"optimizer": "lars", "base_lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10}  # [SCp B.1]
     augmentation = {"views": [simclr_view(1.0), simclr_view(1.0)]}
 

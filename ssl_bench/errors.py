@@ -7,13 +7,13 @@ class UserError(Exception):
 
 
 class UnknownNameError(UserError, KeyError):
-    def __init__(self, kind: str, name: str, known: list[str], where: str | None = None):
+    def __init__(self, kind: str, name: str, known: list[str], where: str | None = None, note: str = ""):
         import difflib
 
         close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = f"; did you mean '{close[0]}'?" if close else "."
         prefix = f"{where}: " if where else ""
-        msg = f"{prefix}unknown {kind} '{name}'{hint} Known {kind}s: {', '.join(sorted(known)) or '(none)'}"
+        msg = f"{prefix}unknown {kind} '{name}'{hint} Known {kind}s: {', '.join(sorted(known)) or '(none)'}{note}"
         super().__init__(msg)
         self.kind, self.name, self.known = kind, name, known
 
@@ -21,5 +21,10 @@ class UnknownNameError(UserError, KeyError):
         return self.args[0]
 
 
-class DatasetUnavailableError(UserError):
+class DatasetError(UserError):
+    """A dataset's files are there but unusable (an image that does not decode, an empty class folder).
+    A subclass of UserError so that the pipeline can turn it into a failed row, never a traceback."""
+
+
+class DatasetUnavailableError(DatasetError):
     """A dataset cannot be found offline; the message says where to place its files."""

@@ -38,7 +38,9 @@ class Evaluation:
 
     `defaults` declares the hyperparameters (the suite's `params:` is validated against them).
     `evaluate` returns rows: dicts with at least protocol, eval_dataset, metric and value;
-    anything else goes into the record's `extra`.
+    anything else goes into the record's `extra`. A row that did not measure the frozen encoder (it fine-tuned a
+    copy, or trained a fresh network) sets `uses_frozen_encoder: False`, so a collapsed encoder does not mark
+    it `collapsed`. An exception raised by `evaluate` becomes one failed row naming it; the suite goes on.
     """
 
     name: ClassVar[str] = ""

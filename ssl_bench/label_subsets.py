@@ -64,6 +64,22 @@ def read_subset_file(path: str | os.PathLike) -> list[str]:
     return entries
 
 
+def check_subset_file(path: object, field: str) -> str:
+    """Validation of a `subset_file` param: a path to an existing, non-empty subset file. Relative paths are
+    relative to the current folder, as when the run reads it."""
+    if not isinstance(path, str) or not path:
+        raise UserError(f"{field}: bad value {path!r}; allowed: a path to a text file")
+    full = Path(os.path.expanduser(path)).absolute()
+    if not full.is_file():
+        raise UserError(f"{field}: bad value {path!r}: {str(full)!r} is not a file; allowed: a subset file, one entry "
+                        "per line (SimCLR's 1percent.txt format; a relative path starts at the current folder)")
+    try:
+        read_subset_file(full)
+    except UserError as exc:  # its message starts "subset_file: "
+        raise UserError(f"{field}: {str(exc).split(': ', 1)[1]}") from None
+    return path
+
+
 def match_names(names: Sequence[str], paths: Sequence[str], source: str = "subset_file") -> torch.Tensor:
     """Sorted indices of `paths` named by `names`. A name without '/' matches a path's file name; one with
     '/' (e.g. 'n01440764/n01440764_10026.JPEG') matches the end of a path. Names matching nothing, or

@@ -10,6 +10,16 @@ import torch.distributed as dist
 from .errors import UserError
 
 
+def refuse_pinned_cuda(device: str) -> None:
+    """Under torchrun (WORLD_SIZE > 1) `cuda:N` would put every rank on GPU N: refused, before any process group
+    or CUDA work. `cuda` and `auto` give rank i GPU LOCAL_RANK; CUDA_VISIBLE_DEVICES chooses the GPUs."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if device.startswith("cuda:") and world > 1:
+        raise UserError(f"pretrain.device: bad value {device!r} under torchrun ({world} processes): every rank "
+                        "would use that one GPU; allowed: cuda or auto (each rank takes GPU LOCAL_RANK; choose the "
+                        "GPUs with CUDA_VISIBLE_DEVICES)")
+
+
 def init_distributed() -> bool:
     """Join the process group torchrun describes; a no-op for a plain single process.
 

@@ -1,15 +1,20 @@
-"""Execute one run: build, pretrain (cached and resumable), freeze, evaluate, record."""
+"""Execute one run in named stages: build -> pretrain_or_load -> freeze_for_evaluation -> evaluate_all (each
+evaluation's rows go to the ledger through a RunRecorder as soon as it finishes)."""
 from __future__ import annotations
 
 import copy
+import errno
 import json
+import random
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch import nn
 
 from . import distributed as dist
 from .backbones import create_backbone
@@ -21,13 +26,18 @@ from .engine.trainer import TrainingDiverged, TrainSettings, pretrain
 from .errors import DatasetUnavailableError
 from .evaluation import EvalContext
 from .features import collapse_score, feature_cache, freeze
+from .method import Method
 from .registry import EVALUATIONS, METHODS
-from .results_store import ResultsStore, now, versions
+from .results_store import ResultsStore
 from .run_config import RunSpec, eval_key
-from .suite import Suite
+from .run_record import RunRecorder, say
+from .suite import EvalSpec, Suite
 from .sync_batchnorm import convert_sync_batchnorm
 
 COLLAPSE_THRESHOLD = 0.05  # collapse_score of a healthy encoder is O(1); a constant one is 0
+# errno values that mean the output disk cannot take more: recording a failed row would fail the same way.
+DISK_ERRNOS = frozenset({errno.EACCES, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+FINAL_FALLBACK = "retraining this run (from checkpoint.pt when that is good)"
 
 
 @dataclass
@@ -41,124 +51,118 @@ class RunEnv:
     progress: bool = True
 
 
+@dataclass
+class Built:
+    """A run's data and its method, freshly initialised from the run seed (see build)."""
+
+    spec: RunSpec
+    bundle: DatasetBundle
+    image_size: int
+    cls: type
+    method: Method = None  # type: ignore[assignment]  # set by build()
+
+    def new_backbone(self) -> nn.Module:
+        s = self.spec.backbone
+        return create_backbone(s.name, in_chans=self.bundle.channels, image_size=self.image_size,
+                               small_stem=s.small_stem, **s.kwargs)
+
+    def new_method(self) -> Method:
+        """Initialised as build() does, leaving the global RNG as it was (training after it stays bit-identical)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.spec.seed)
+            return self.cls(self.new_backbone(), num_classes=self.bundle.num_classes, **self.spec.method.params)
+
+
 def _get_dataset(env: RunEnv, name: str, params: dict[str, Any] | None = None) -> DatasetBundle:
     return load_dataset(name, env.suite.data_root, env.suite.download, **(params or {}))
 
 
-def _say(msg: str) -> None:
-    if dist.is_main():
-        print(msg, flush=True)
+def pending_evaluations(spec: RunSpec, suite: Suite, done: set[tuple[str, str]]) -> list[tuple[EvalSpec, str]]:
+    todo = [(e, eval_key(e.name, e.params)) for e in suite.evaluations]
+    return [(e, k) for e, k in todo if (spec.run_id, k) not in done]
 
 
 def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
-    run_id, suite = spec.run_id, env.suite
-    todo = [(e, eval_key(e.name, e.params)) for e in suite.evaluations]
-    todo = [(e, k) for e, k in todo if (run_id, k) not in done]
+    todo = pending_evaluations(spec, env.suite, done)
     if not todo:
-        _say(f"[skip] {run_id}: every evaluation already recorded")
+        say(f"[skip] {spec.run_id}: every evaluation already recorded")
         return
-    run_dir = env.out_dir / "runs" / run_id
+    run_dir = env.out_dir / "runs" / spec.run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    base = {"suite": suite.name, "run_id": run_id, "config_hash": spec.config_hash, "method": spec.method.label,
-            "method_name": spec.method.name,
-            "backbone": spec.backbone.label, "pretrain_dataset": spec.dataset.name, "seed": spec.seed,
-            "epochs": spec.method.epochs, "method_params": spec.method.params, "optim": spec.method.optim,
-            "augment": spec.method.views, "versions": versions()}
-
-    def record(rows: list[dict[str, Any]], e, key: str, status: str, wall: float, extra_base: dict) -> None:
-        recs = []
-        for row in rows:
-            row = dict(row)
-            rec = {**base, **extra_base, "protocol": row.pop("protocol", e.name),
-                   "eval_dataset": row.pop("eval_dataset", spec.dataset.name), "metric": row.pop("metric", None),
-                   "value": row.pop("value", None), "status": row.pop("status", status),
-                   "error": row.pop("error", None), "label_fraction": row.pop("label_fraction", None),
-                   "eval_key": key, "evaluation": e.name, "eval_params": e.params, "wall_time_s": wall,
-                   "timestamp": now()}
-            rec["extra"] = row.pop("extra", {}) | row
-            recs.append(rec)
-            value = "-" if rec["value"] is None else f"{rec['value']:.2f}"
-            _say(f"  {spec.method.name:<12} {rec['protocol']:<18} {rec['eval_dataset']:<14} "
-                 f"{rec['metric'] or '':<15} {value:>7}  {rec['status']}")
-        if dist.is_main():
-            env.store.append(recs)
-
-    def fail_all(msg: str, extra_base: dict) -> None:
-        for e, key in todo:
-            record([{"error": msg}], e, key, "failed", 0.0, extra_base)
-
-    _say(f"[run] {run_id}")
+    if dist.is_main():  # this process holds the run: what a crashed writer left is garbage
+        checkpoint.clean_run_tmp(run_dir)
+    recorder = RunRecorder(spec, env.store, env.suite.name)
+    say(f"[run] {spec.run_id}")
     try:
         bundle = _get_dataset(env, spec.dataset.name, spec.dataset.params)
     except DatasetUnavailableError as exc:
-        return fail_all(str(exc), {})
+        return recorder.fail_all(todo, str(exc))
+    built = build(spec, bundle)
+    stats, error = pretrain_or_load(built, env, run_dir)
+    recorder.extra = {"image_size": built.image_size, "split_info": bundle.split_info,
+                      "pretrain_time_s": (stats or {}).get("train_time_s", 0.0)}
+    if error is not None:
+        return recorder.fail_all(todo, error)
+    ctx, score = freeze_for_evaluation(built, env, run_dir)
+    recorder.set_collapse_score(score, collapsed=score < COLLAPSE_THRESHOLD)
+    evaluate_all(todo, ctx, recorder, spec.seed)
+
+
+def build(spec: RunSpec, bundle: DatasetBundle) -> Built:
+    """The run's method, initialised from the run seed (the same on every rank and in every process)."""
     image_size = spec.dataset.image_size or bundle.native_size
-    cls = METHODS.get(spec.method.name)
+    built = Built(spec, bundle, image_size, METHODS.get(spec.method.name))
+    torch.manual_seed(spec.seed)
+    built.method = built.cls(built.new_backbone(), num_classes=bundle.num_classes, **spec.method.params)
+    return built
 
-    def new_backbone() -> torch.nn.Module:
-        return create_backbone(spec.backbone.name, in_chans=bundle.channels, image_size=image_size,
-                               small_stem=spec.backbone.small_stem, **spec.backbone.kwargs)
 
-    torch.manual_seed(spec.seed)  # same initialisation on every rank
-    method = cls(new_backbone(), num_classes=bundle.num_classes, **spec.method.params)
-    info = {"run_id": run_id, "config": spec.config(), "image_size": image_size, "split_info": bundle.split_info}
-    status, error, stats = "ok", None, _load_stats(run_dir)
-    final = run_dir / "final.pt"
-    if cls.trainable and spec.method.epochs > 0:
-        if final.exists():
-            method.load_state_dict(checkpoint.load(final)["model"])
-        else:
-            try:
-                stats = _train(method, bundle, spec, env, run_dir, image_size)
-                if dist.is_main():
-                    checkpoint.save_atomic({"model": method.state_dict(), "stats": stats}, final)
-            except TrainingDiverged as exc:
-                status, error = "failed", f"pretraining diverged: {exc}"
-    if dist.is_main():
-        tmp = run_dir / "run.json.tmp"  # atomic: other ranks may be reading it (_load_stats)
-        tmp.write_text(json.dumps({**info, "stats": stats}, indent=1, default=str))
-        tmp.replace(run_dir / "run.json")
-    extra_base = {"image_size": image_size, "split_info": bundle.split_info,
-                  "pretrain_time_s": (stats or {}).get("train_time_s", 0.0)}
-    if status == "failed":
-        return fail_all(error, extra_base)
-    method.to(env.device)
-    encoder = freeze(method.encoder())
-    in_chans = bundle.channels
-    features = feature_cache(encoder, lambda n: bundle if n == spec.dataset.name else _get_dataset(env, n),
-                             image_size=image_size, in_chans=in_chans, mean=bundle.mean, std=bundle.std,
-                             device=env.device)
-    score = collapse_score(features(spec.dataset.name, "val")[0])
-    if score < COLLAPSE_THRESHOLD:
-        status = "collapsed"
-    extra_base["collapse_score"] = score
+def pretrain_or_load(built: Built, env: RunEnv, run_dir: Path) -> tuple[dict | None, str | None]:
+    """(stats, error): load final.pt when it is good, else train (resuming from checkpoint.pt) and save it.
 
-    def new_encoder() -> torch.nn.Module:
-        torch.manual_seed(spec.seed)
-        return new_backbone().to(env.device)
-
-    ctx = EvalContext(encoder=encoder, feature_dim=encoder.num_features, method=spec.method.name,
-                      method_needs_labels=cls.needs_labels, seed=spec.seed, device=env.device, pretrain=bundle,
-                      image_size=image_size, in_chans=in_chans, mean=bundle.mean, std=bundle.std,
-                      out_dir=str(run_dir), get_dataset=lambda n: bundle if n == spec.dataset.name
-                      else _get_dataset(env, n), features=features, new_encoder=new_encoder)
-    for e, key in todo:
-        t0 = time.perf_counter()
+    After training the weights are read back from final.pt into a fresh method: the evaluations then see
+    exactly what a later --resume would load (same memory format, buffers, device and RNG state)."""
+    spec, final = built.spec, run_dir / "final.pt"
+    stats = _load_stats(run_dir)
+    trains = built.cls.trainable and spec.method.epochs > 0
+    if trains and not _load_final(built, final):
         try:
-            rows = EVALUATIONS.get(e.name)(**e.params).evaluate(ctx)
-        except DatasetUnavailableError as exc:  # a missing transfer dataset fails that evaluation only
-            rows = [{"status": "failed", "error": str(exc)}]
-        record(rows, e, key, status, time.perf_counter() - t0, extra_base)
+            stats = _train(built, env, run_dir)
+        except TrainingDiverged as exc:
+            _write_run_json(built, run_dir, stats)
+            return stats, f"pretraining diverged: {exc}"
+        if dist.is_main():
+            checkpoint.save_atomic({"model": built.method.state_dict(), "stats": stats}, final)
+        dist.barrier()  # every rank reads the file rank 0 wrote
+        if not _load_final(built, final):
+            return stats, f"{final} did not load back after it was written"
+    _write_run_json(built, run_dir, stats)
+    return stats, None
 
 
-def _train(method, bundle: DatasetBundle, spec: RunSpec, env: RunEnv, run_dir: Path, image_size: int) -> dict:
-    p = spec.pretrain
+def _load_final(built: Built, final: Path) -> bool:
+    """Replace built.method with a fresh one holding final.pt's weights; False (file set aside) if it is bad."""
+    state = checkpoint.load_or_set_aside(final, FINAL_FALLBACK)
+    if state is None:
+        return False
+    method = built.new_method()
+    try:
+        method.load_state_dict(state["model"])
+    except Exception as exc:  # noqa: BLE001 - another architecture or a damaged dict: retrain
+        checkpoint.set_aside(final, f"does not fit this run: {checkpoint.describe_error(exc)}", FINAL_FALLBACK)
+        return False
+    built.method = method
+    return True
+
+
+def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
+    spec, bundle, p = built.spec, built.bundle, built.spec.pretrain
     recipes = [ViewRecipe.from_dict(v, f"methods.{spec.method.name}.augment") for v in spec.method.views]
-    augment = MultiViewAugment(recipes, image_size, bundle.mean, bundle.std,
+    augment = MultiViewAugment(recipes, built.image_size, bundle.mean, bundle.std,
                                blur_small_images=spec.method.blur_small_images)
     # SyncBN on a copy: evaluations that fine-tune the encoder afterwards (redundantly on every rank) must see
     # plain BatchNorm again; the state_dict keys are the same, so the weights are copied back after training.
-    model = method
+    model = method = built.method
     if dist.world_size() > 1 and p["sync_bn"]:
         model = convert_sync_batchnorm(copy.deepcopy(method), env.device)
     settings = TrainSettings(epochs=spec.method.epochs, batch_size=p["batch_size"], optim=spec.method.optim,
@@ -171,6 +175,70 @@ def _train(method, bundle: DatasetBundle, spec: RunSpec, env: RunEnv, run_dir: P
     if model is not method:
         method.load_state_dict(model.state_dict())
     return stats
+
+
+def freeze_for_evaluation(built: Built, env: RunEnv, run_dir: Path) -> tuple[EvalContext, float]:
+    """The evaluation context around the frozen encoder, and the encoder's collapse score on val features."""
+    spec, bundle = built.spec, built.bundle
+    encoder = freeze(built.method.to(env.device).encoder())
+
+    def get_dataset(name: str) -> DatasetBundle:
+        return bundle if name == spec.dataset.name else _get_dataset(env, name)
+
+    def new_encoder() -> nn.Module:
+        torch.manual_seed(spec.seed)
+        return built.new_backbone().to(env.device)
+
+    features = feature_cache(encoder, get_dataset, image_size=built.image_size, in_chans=bundle.channels,
+                             mean=bundle.mean, std=bundle.std, device=env.device)
+    score = collapse_score(features(spec.dataset.name, "val")[0])
+    ctx = EvalContext(encoder=encoder, feature_dim=encoder.num_features, method=spec.method.name,
+                      method_needs_labels=built.cls.needs_labels, seed=spec.seed, device=env.device,
+                      pretrain=bundle, image_size=built.image_size, in_chans=bundle.channels, mean=bundle.mean,
+                      std=bundle.std, out_dir=str(run_dir), get_dataset=get_dataset, features=features,
+                      new_encoder=new_encoder)
+    return ctx, score
+
+
+def evaluate_all(todo: list[tuple[EvalSpec, str]], ctx: EvalContext, recorder: RunRecorder,
+                 seed: int) -> None:
+    for e, key in todo:
+        t0 = time.perf_counter()
+        rows = run_evaluation(e, ctx, seed)
+        recorder.record(rows, e, key, time.perf_counter() - t0)
+
+
+def run_evaluation(e: EvalSpec, ctx: EvalContext, seed: int) -> list[dict[str, Any]]:
+    """The evaluation's rows, or one failed row naming the exception: one broken evaluation (a corrupt image,
+    a bug in a plugin) never stops the suite. Interrupts propagate, and so does a full or read-only output
+    disk, since nothing more could be recorded."""
+    seed_everything(seed)  # each evaluation starts from the same RNG state, whatever ran before it
+    try:
+        return EVALUATIONS.get(e.name)(**e.params).evaluate(ctx)
+    except Exception as exc:  # noqa: BLE001 - KeyboardInterrupt / SystemExit are BaseExceptions: not caught
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+            raise
+        error = f"{type(exc).__name__}: {exc}"
+    if dist.is_main():
+        print(f"warning: evaluation {e.name} failed ({(error.splitlines() or [''])[0][:200]}); recorded as a "
+              "failed row, going on", file=sys.stderr, flush=True)
+    return [{"status": "failed", "error": error}]
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _write_run_json(built: Built, run_dir: Path, stats: dict | None) -> None:
+    if not dist.is_main():
+        return
+    info = {"run_id": built.spec.run_id, "config": built.spec.config(), "image_size": built.image_size,
+            "split_info": built.bundle.split_info, "stats": stats}
+    tmp = run_dir / "run.json.tmp"  # atomic: other ranks may be reading it (_load_stats)
+    tmp.write_text(json.dumps(info, indent=1, default=str))
+    tmp.replace(run_dir / "run.json")
 
 
 def _load_stats(run_dir: Path) -> dict | None:

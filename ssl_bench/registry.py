@@ -1,12 +1,20 @@
 """One generic registry for every plugin kind, timm-style: decorator in, `create_*` out.
 
 Built-in plugins are imported lazily on first lookup; third-party plugins come from the
-`ssl_bench.plugins` entry-point group or from a suite's `plugins:` list of module names.
+`ssl_bench.plugins` entry-point group or from a suite's `plugins:` list (module names, or .py files beside
+the suite, which are imported by path: the suite's folder never goes on sys.path).
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import os
+import re
+import sys
 from importlib import metadata
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from .errors import UnknownNameError, UserError
@@ -21,7 +29,18 @@ BUILTIN_MODULES = (
     "ssl_bench.data.datasets",
 )
 ENTRY_POINT_GROUP = "ssl_bench.plugins"
-_loaded = False
+PLUGIN_FILE_PREFIX = "ssl_bench_plugin_file_"  # module names of plugin files imported by path
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_state = "no"  # no | loading | done
+broken_entry_points: dict[str, str] = {}  # entry point name -> its import error, for hints
+
+
+def _same_plugin_file(old: Any, new: Any) -> bool:
+    """Two loads of a plugin file with the same stem (e.g. barlow_twins.py from two suite folders in one
+    process): the later one replaces the earlier instead of clashing."""
+    a, b = getattr(old, "__module__", ""), getattr(new, "__module__", "")
+    return a.startswith(PLUGIN_FILE_PREFIX) and b.startswith(PLUGIN_FILE_PREFIX) and \
+        a.rsplit("_", 1)[0] == b.rsplit("_", 1)[0]
 
 
 class Registry(Generic[T]):
@@ -34,7 +53,8 @@ class Registry(Generic[T]):
     def register(self, name: str | None = None, *, override: bool = False) -> Callable[[T], T]:
         def deco(obj: T) -> T:
             key = name or getattr(obj, "name", None) or obj.__name__  # type: ignore[attr-defined]
-            if key in self._items and self._items[key] is not obj and not override:
+            old = self._items.get(key)
+            if old is not None and old is not obj and not override and not _same_plugin_file(old, obj):
                 raise ValueError(f"{self.kind} '{key}' is registered twice")
             self._items[key] = obj
             return obj
@@ -44,7 +64,9 @@ class Registry(Generic[T]):
     def get(self, name: str, where: str | None = None) -> T:
         load_plugins()
         if name not in self._items:
-            raise UnknownNameError(self.kind, name, self.names(), where)
+            broken = ", ".join(sorted(broken_entry_points))
+            note = f" (entry points that failed to load: {broken})" if broken else ""
+            raise UnknownNameError(self.kind, name, self.names(), where, note)
         return self._items[name]
 
     def __contains__(self, name: object) -> bool:
@@ -74,28 +96,97 @@ REGISTRIES = {"methods": METHODS, "backbones": BACKBONES, "evaluations": EVALUAT
 
 
 def load_plugins() -> None:
-    """Import built-in plugin packages and entry-point plugins once."""
-    global _loaded
-    if _loaded:
+    """Import the built-in plugin packages, then every entry-point plugin, once per process.
+
+    A broken entry point is reported as one warning line and skipped: it must not hide the built-ins, the
+    other entry points, or abort a suite that does not use it.
+    """
+    global _state
+    if _state != "no":  # "loading": a plugin looked something up while being imported
         return
-    _loaded = True
-    for mod in BUILTIN_MODULES:
-        importlib.import_module(mod)
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as exc:  # a broken third-party plugin must not hide the others
-            raise UserError(f"entry point '{ep.name}' ({ep.value}) in group {ENTRY_POINT_GROUP} failed to load: {exc}") from exc
-
-
-def import_plugin_modules(modules: list[str], field: str = "plugins") -> None:
-    """Import user plugin modules named in a suite; each import registers its plugins."""
-    load_plugins()
-    for i, mod in enumerate(modules):
-        try:
+    _state = "loading"
+    try:
+        for mod in BUILTIN_MODULES:
             importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            raise UserError(
-                f"{field}[{i}]: cannot import plugin module '{mod}' ({exc}); "
-                "allowed: an importable module name (on PYTHONPATH, next to the suite file, or installed)"
-            ) from exc
+    except BaseException:
+        _state = "no"  # a broken install: fail loudly now and again on the next lookup
+        raise
+    try:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            _load_entry_point(ep)
+    finally:
+        _state = "done"
+
+
+def _load_entry_point(ep: Any) -> None:
+    try:
+        ep.load()
+    except Exception as exc:  # third-party code: any error at all
+        what = _one_line(exc)
+        broken_entry_points[ep.name] = what
+        print(f"warning: entry point '{ep.name}' ({ep.value}) in group {ENTRY_POINT_GROUP} failed to load and "
+              f"is skipped: {what}", file=sys.stderr)
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")
+
+
+def plugin_file(entry: str, suite_dir: Path, field: str) -> Path | None:
+    """The file a `plugins:` entry names: 'x.py' (relative to the suite's folder) or a bare 'x' when
+    <suite_dir>/x.py exists; None for a module name to import from installed packages / PYTHONPATH."""
+    if entry.endswith(".py"):
+        path = Path(entry) if Path(entry).is_absolute() else suite_dir / entry
+        if not path.is_file():
+            raise UserError(f"{field}: plugin file {str(path)!r} not found; allowed: a .py file (relative to the "
+                            "suite's folder) or an importable module name")
+        return path
+    if not MODULE_NAME.fullmatch(entry):
+        raise UserError(f"{field}: bad value {entry!r}; allowed: a module name (a.b.c) or a .py file beside the suite")
+    beside = suite_dir / f"{entry}.py"
+    return beside if "." not in entry and beside.is_file() else None
+
+
+def import_plugin_file(path: str | os.PathLike, field: str = "plugins") -> ModuleType:
+    """Import one plugin file by its path, under a module name of its own. The file's folder never goes on
+    sys.path, so nothing beside it (a stray sklearn.py) can shadow an installed package."""
+    path = Path(path).resolve()
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    name = f"{PLUGIN_FILE_PREFIX}{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{digest}"
+    if name in sys.modules:  # the same file, already loaded in this process
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"{field}: cannot load plugin file {str(path)!r}; allowed: a Python source file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # registered first: dataclasses and pickling look the module up by name
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise UserError(f"{field}: plugin file {str(path)!r} failed to import: {_one_line(exc)}") from exc
+    return module
+
+
+def _import_module(mod: str, field: str) -> None:
+    try:
+        importlib.import_module(mod)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and mod != exc.name and not mod.startswith(exc.name + "."):
+            raise UserError(f"{field}: plugin module '{mod}' failed to import: {_one_line(exc)}") from exc
+        raise UserError(f"{field}: cannot import plugin module '{mod}' ({exc}); allowed: an installed or "
+                        "PYTHONPATH module name, or a .py file beside the suite") from exc
+    except Exception as exc:
+        raise UserError(f"{field}: plugin module '{mod}' failed to import: {_one_line(exc)}") from exc
+
+
+def import_plugins(entries: list[str], suite_dir: str | os.PathLike, field: str = "plugins") -> None:
+    """Import a suite's `plugins:`: files beside the suite by path, other names as installed modules.
+    Each import registers its plugins."""
+    load_plugins()
+    for i, entry in enumerate(entries):
+        path = plugin_file(entry, Path(suite_dir), f"{field}[{i}]")
+        if path is not None:
+            import_plugin_file(path, f"{field}[{i}]")
+        else:
+            _import_module(entry, f"{field}[{i}]")

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from .suite import BackboneSpec, DatasetSpec, MethodSpec, Suite
 
 # Settings that change what is trained; device, workers and logging do not.
@@ -36,14 +38,48 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
+    def setting_hash(self) -> str:
+        """The config hash without the seed: runs of one setting over several seeds share it (tables use it to
+        keep different configurations that share a label apart)."""
+        blob = json.dumps({k: v for k, v in self.config().items() if k != "seed"}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
     def run_id(self) -> str:
         return f"{self.method.label}-{self.backbone.label}-{self.dataset.name}-s{self.seed}-{self.config_hash[:8]}"
 
 
-def expand(suite: Suite) -> list[RunSpec]:
-    """methods x backbones x datasets x seeds, in that nesting order."""
-    return [RunSpec(m, b, d, s, suite.pretrain)
+def expand(suite: Suite, amp: str | None = None) -> list[RunSpec]:
+    """methods x backbones x datasets x seeds, in that nesting order.
+
+    `amp` is the precision training really uses ("off", "fp16" or "bf16", see amp_name); the hash sees it
+    instead of "auto", so a folder resumed on hardware that resolves auto otherwise gets new run ids rather
+    than reusing weights trained at another precision. None: resolve the suite's amp here, as run_suite does.
+    """
+    pretrain = {**suite.pretrain, "amp": amp if amp is not None else resolved_amp(suite.pretrain)}
+    return [RunSpec(m, b, d, s, pretrain)
             for d in suite.datasets for b in suite.backbones for m in suite.methods for s in suite.seeds]
+
+
+def num_runs(suite: Suite) -> int:
+    """How many runs expand() gives, without resolving anything about this machine."""
+    return len(suite.datasets) * len(suite.backbones) * len(suite.methods) * len(suite.seeds)
+
+
+def amp_name(dtype: torch.dtype | None) -> str:
+    """The suite spelling of an autocast dtype (runner.resolve_amp's result)."""
+    return {None: "off", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
+
+
+def resolved_amp(pretrain: dict[str, Any]) -> str:
+    """pretrain.amp with "auto" replaced by what runner.resolve_amp picks for pretrain.device on this machine."""
+    if pretrain["amp"] != "auto":
+        return pretrain["amp"]
+    from .runner import resolve_amp  # runner imports this module
+
+    name = pretrain["device"]
+    cuda = torch.cuda.is_available() and (name == "auto" or name.startswith("cuda"))
+    return amp_name(resolve_amp("auto", torch.device("cuda" if cuda else "cpu")))
 
 
 def eval_key(name: str, params: dict[str, Any]) -> str:

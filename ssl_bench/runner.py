@@ -11,13 +11,19 @@ import torch
 
 from . import distributed as dist
 from .errors import UserError
+from .locks import Claim
+from .outdir import check_reusable, clear_own_entries, inside, is_ours, write_marker
 from .pretrain_run import RunEnv, execute_run
-from .results_store import RESULTS_FILE, ResultsStore
-from .run_config import expand
+from .results_store import ResultsStore
+from .run_config import RunSpec, amp_name, eval_key, expand
 from .suite import Suite
 
 
 def resolve_device(name: str) -> torch.device:
+    """auto/cuda: GPU LOCAL_RANK under torchrun. cuda:N is refused there: it would put every rank on GPU N."""
+    from .launch import refuse_pinned_cuda
+
+    refuse_pinned_cuda(name)
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -60,19 +66,57 @@ def default_out_dir(suite: Suite) -> Path:
 
 
 def prepare_out_dir(out: Path, suite: Suite, resume: bool, overwrite: bool) -> None:
-    """A fresh run never mixes with old results: continue them with --resume or replace them with --overwrite."""
-    has_results = (out / RESULTS_FILE).exists() or (out / "runs").exists()
-    if has_results and not (resume or overwrite):
-        raise UserError(f"--out {out}: folder already holds results; allowed: --resume to continue them, "
-                        "--overwrite to start over, or another --out")
+    """A fresh run never mixes with old results: continue them with --resume or replace them with --overwrite.
+
+    --overwrite deletes only ssl-bench's own entries in a folder carrying its marker (see outdir.py)."""
+    check_reusable(out, resume, overwrite)  # every rank checks, before anything is written
     if dist.is_main():
-        if overwrite and out.exists():
-            shutil.rmtree(out)
+        if overwrite and is_ours(out):
+            removed = clear_own_entries(out)
+            if removed:
+                print(f"--overwrite: removed {', '.join(removed)} from {out}", flush=True)
         out.mkdir(parents=True, exist_ok=True)
+        write_marker(out)
+        ResultsStore(out).repair()
         src = Path(suite.path)
         if src.is_file():
             shutil.copyfile(src, out / "suite.yaml")
     dist.barrier()
+
+
+def _say(msg: str) -> None:
+    if dist.is_main():
+        print(msg, flush=True)
+
+
+def _claim(out: Path, run_id: str) -> Claim | None:
+    """Claim the run for this worker (rank 0 decides for a torchrun group); None if another worker holds it."""
+    claim = Claim(out / "claims", run_id) if dist.is_main() else None
+    mine = [claim.acquire() if claim is not None else False]
+    if dist.is_dist():
+        import torch.distributed as tdist
+
+        tdist.broadcast_object_list(mine, src=0)
+    if not mine[0]:
+        return None
+    return claim or Claim(out / "claims", run_id)  # other ranks hold a stand-in they never acquire
+
+
+def _execute_claimed(spec: RunSpec, env: RunEnv, waiting: list[str]) -> None:
+    if env.store.done_keys() >= {(spec.run_id, eval_key(e.name, e.params)) for e in env.suite.evaluations}:
+        _say(f"[skip] {spec.run_id}: every evaluation already recorded")
+        return
+    claim = _claim(env.out_dir, spec.run_id)
+    if claim is None:
+        holder = Claim(env.out_dir / "claims", spec.run_id).held_by() or {}
+        _say(f"[busy] {spec.run_id}: held by {holder.get('host')}:{holder.get('pid')}; left to that worker")
+        waiting.append(spec.run_id)
+        return
+    try:
+        execute_run(spec, env, env.store.done_keys())  # re-read: another worker may have finished it
+    finally:
+        if dist.is_main():
+            claim.release()
 
 
 def run_suite(suite: Suite, out: Path, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
@@ -80,17 +124,20 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, overwrite: bool = F
         raise UserError(f"pretrain.batch_size: bad value {suite.pretrain['batch_size']}; allowed: a multiple of the "
                         f"number of processes ({dist.world_size()}), since it is the global batch")
     device = resolve_device(suite.pretrain["device"])
+    amp_dtype = resolve_amp(suite.pretrain["amp"], device)
+    runs = expand(suite, amp=amp_name(amp_dtype))  # the hash sees the precision actually trained with
+    for spec in runs:  # names come from the suite: none may lead outside the output folder
+        inside(out, out / "runs" / spec.run_id, f"run folder of {spec.method.label}")
     prepare_out_dir(out, suite, resume, overwrite)
-    store = ResultsStore(out)
-    env = RunEnv(suite, out, store, device, resolve_amp(suite.pretrain["amp"], device), resume, progress)
-    runs = expand(suite)
+    env = RunEnv(suite, out, ResultsStore(out), device, amp_dtype, resume, progress)
     t0 = time.perf_counter()
-    if dist.is_main():
-        print(f"suite '{suite.name}': {len(runs)} runs x {len(suite.evaluations)} evaluations -> {out} "
-              f"(device {device}, amp {env.amp_dtype or 'off'}, {dist.world_size()} process(es))", flush=True)
-    done = store.done_keys()
+    _say(f"suite '{suite.name}': {len(runs)} runs x {len(suite.evaluations)} evaluations -> {out} "
+         f"(device {device}, amp {env.amp_dtype or 'off'}, {dist.world_size()} process(es))")
+    waiting: list[str] = []
     for spec in runs:
-        execute_run(spec, env, done)
+        _execute_claimed(spec, env, waiting)
+    if waiting:
+        _say(f"{len(waiting)} run(s) are held by other workers; they write their own rows (see {out / 'claims'})")
     if dist.is_main():
         (out / "suite_timing.json").write_text(json.dumps({"wall_time_s": time.perf_counter() - t0}))
     return out

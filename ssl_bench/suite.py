@@ -6,14 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import re
-
-import yaml
-
+from . import suite_checks as checks
 from . import validate as v
 from .errors import UserError
 from .method import OPTIM_DEFAULTS
-from .registry import DATASETS, EVALUATIONS, METHODS, import_plugin_modules
+from .registry import DATASETS, EVALUATIONS, METHODS, import_plugins
+from .suite_yaml import read_suite_yaml
+
+__all__ = ["Suite", "MethodSpec", "BackboneSpec", "DatasetSpec", "EvalSpec", "parse_suite", "load_suite",
+           "read_suite_yaml"]
 
 TOP_KEYS = ["name", "description", "plugins", "seeds", "data_root", "download", "methods", "backbones",
             "datasets", "pretrain", "evaluations", "output"]
@@ -92,7 +93,7 @@ def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
 
     name, d = _entry(item, field, ["params", "optim", "augment", "epochs", "label"])
     cls = METHODS.get(name, where=f"{field}.name")
-    params = v.override(cls.defaults, d.get("params"), f"{field}.params")
+    params = v.override(cls.defaults, d.get("params"), f"{field}.params", getattr(cls, "param_ranges", None))
     optim = v.override(cls.optim_recipe(), pretrain["optim"], "pretrain.optim")
     optim = v.override(optim, d.get("optim"), f"{field}.optim")
     _check_optim(optim, f"{field}.optim")
@@ -105,8 +106,10 @@ def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
                   **v.as_dict(aug.get(key), f"{field}.augment.{key}")}
         views[i] = ViewRecipe.from_dict(merged, f"{field}.augment.{key}").to_dict()
     blur_small = v.as_bool(aug.get("blur_small_images", False), f"{field}.augment.blur_small_images")
-    epochs = v.as_int(d.get("epochs", pretrain["epochs"]), f"{field}.epochs", 0, 100000)
-    label = v.as_str(d.get("label", name), f"{field}.label")
+    epochs_field = f"{field}.epochs" if "epochs" in d else "pretrain.epochs"
+    epochs = v.as_int(d.get("epochs", pretrain["epochs"]), epochs_field, 0, 100000)
+    checks.check_epochs(name, cls.trainable, epochs, epochs_field)
+    label = v.as_safe_name(d.get("label", name), f"{field}.label" if "label" in d else f"{field}.name")
     return MethodSpec(name, params, optim, views, blur_small, epochs if cls.trainable else 0, label)
 
 
@@ -120,14 +123,15 @@ def _check_optim(optim: dict, field: str) -> None:
 
 def _backbone(item: Any, field: str) -> BackboneSpec:
     name, d = _entry(item, field, ["kwargs", "small_stem", "label"])
-    from .backbones import check_backbone_name
+    from .backbones import check_backbone_build, check_backbone_name
 
     check_backbone_name(name, f"{field}.name")
     kwargs = v.as_dict(d.get("kwargs"), f"{field}.kwargs")
     stem = d.get("small_stem", "auto")
     if stem != "auto" and not isinstance(stem, bool):
         raise v.fail(f"{field}.small_stem", stem, "auto, true or false")
-    label = v.as_str(d.get("label", name), f"{field}.label")
+    label = v.as_safe_name(d.get("label", name), f"{field}.label" if "label" in d else f"{field}.name")
+    check_backbone_build(name, kwargs, stem, f"{field}.kwargs")
     return BackboneSpec(name, kwargs, stem, label)
 
 
@@ -135,24 +139,29 @@ def _dataset(item: Any, field: str) -> DatasetSpec:
     from .data.datasets import dataset_params
 
     name, d = _entry(item, field, ["image_size", "params"])
-    DATASETS.get(name, where=f"{field}.name")
+    loader = DATASETS.get(name, where=f"{field}.name")
+    v.as_safe_name(name, f"{field}.name")  # a plugin may register any string; it becomes part of run folders
     size = d.get("image_size")
     if size is not None:
         size = v.as_int(size, f"{field}.image_size", 4, 1024)
     params = v.override(dataset_params(name), d.get("params"), f"{field}.params")
     if params.get("train_size") is not None:  # its upper bound needs the data: checked when it loads
         params["train_size"] = v.as_int(params["train_size"], f"{field}.params.train_size", 1)
+    check = getattr(loader, "check_params", None)  # a dataset's own cheap checks (image_folder's folders)
+    if check is not None:
+        check(params, f"{field}.params")
     return DatasetSpec(name, size, params)
 
 
 def _evaluation(item: Any, field: str) -> EvalSpec:
     name, d = _entry(item, field, ["params"])
     cls = EVALUATIONS.get(name, where=f"{field}.name")
-    params = v.override(cls.defaults, d.get("params"), f"{field}.params")
+    params = v.override(cls.defaults, d.get("params"), f"{field}.params", getattr(cls, "param_ranges", None))
     try:
         cls(**params)  # the plugin's own range checks run now, before any pretraining
     except UserError as exc:
-        raise UserError(f"{field}.params: {exc}") from None
+        raise checks.evaluation_error(exc, name, field) from None
+    checks.check_eval_dataset_names(params, field)
     return EvalSpec(name, params)
 
 
@@ -168,12 +177,9 @@ def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
     v.check_keys(raw, TOP_KEYS, "")
     if "name" not in raw:
         raise UserError("name: missing; allowed: a non-empty string naming the suite")
-    name = v.as_str(raw["name"], "name")
+    name = v.as_safe_name(raw["name"], "name")  # the default output folder is results/<name>
     plugins = [v.as_str(m, f"plugins[{i}]") for i, m in enumerate(v.as_list(raw.get("plugins"), "plugins"))]
-    suite_dir = str(Path(path).resolve().parent)
-    if plugins and suite_dir not in os.sys.path:
-        os.sys.path.insert(0, suite_dir)  # plugin modules may sit next to the suite file
-    import_plugin_modules(plugins)
+    import_plugins(plugins, Path(path).resolve().parent)  # files beside the suite by path, never via sys.path
     seeds_raw = raw.get("seeds", [0])
     seeds_raw = [seeds_raw] if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool) else seeds_raw
     seeds = [v.as_int(s, f"seeds[{i}]", 0) for i, s in enumerate(v.as_list(seeds_raw, "seeds"))]
@@ -191,7 +197,7 @@ def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
         raise v.fail("methods", labels, "distinct entries: give repeated methods distinct `label:`s")
-    return Suite(
+    suite = Suite(
         name=name, path=path, seeds=seeds, plugins=plugins,
         methods=methods,
         backbones=[_backbone(b, f"backbones[{i}]") for i, b in enumerate(_nonempty(raw, "backbones"))],
@@ -201,6 +207,9 @@ def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
         download=v.as_bool(raw.get("download", False), "download"),
         description=str(raw.get("description", "")),
     )
+    checks.check_distinct(suite.datasets, suite.evaluations)
+    checks.check_batch_size(suite)  # last: it may load a small embedded dataset
+    return suite
 
 
 def _check_pretrain(p: dict) -> None:
@@ -216,44 +225,6 @@ def _check_pretrain(p: dict) -> None:
     v.check_keys(p["optim"], OPTIM_DEFAULTS, "pretrain.optim")
 
 
-class _SuiteLoader(yaml.SafeLoader):
-    """safe_load with YAML 1.2 scalars: `1e-6` is a float (not a string), `off`/`no` are strings (not bools)."""
-
-
-_SuiteLoader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-for _ch in "tTfF":
-    _SuiteLoader.yaml_implicit_resolvers.setdefault(_ch, []).insert(
-        0, ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")))
-
-
-_SuiteLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$"
-               r"|^\.(?:nan|NaN|NAN)$"),
-    list("-+0123456789."),
-)
-
-
-def read_suite_yaml(path: str | os.PathLike) -> dict | None:
-    """The suite file as a plain mapping (YAML 1.2 scalars), before validation; for tools that edit a suite."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{path}: suite file not found; allowed: a path to an existing .yaml file")
-    try:
-        raw = yaml.load(p.read_text(), Loader=_SuiteLoader)  # a SafeLoader: no arbitrary objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a text file; allowed: a UTF-8 YAML suite") from None
-    if raw is not None and not isinstance(raw, dict):
-        raise UserError(f"{path}: top level is {type(raw).__name__}; allowed: a mapping of suite fields")
-    return raw
-
-
 def load_suite(path: str | os.PathLike) -> Suite:
+    """Read and validate a suite file; every mistake is one UserError naming its field."""
     return parse_suite(read_suite_yaml(path), str(Path(path)))

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import difflib
+import math
+import re
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .errors import UserError
@@ -45,6 +48,19 @@ def as_str(value: Any, field: str, choices: Iterable[str] | None = None) -> str:
     return value
 
 
+# Anything that becomes a path component (suite name, method/backbone labels, dataset names): no separators,
+# no leading dot (so no '..', no hidden files), short enough for any filesystem.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,127}")
+
+
+def as_safe_name(value: Any, field: str) -> str:
+    """A non-empty name usable as one path component: letters, digits, . _ + - and no leading dot."""
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+        raise fail(field, value, "a name of 1-128 letters, digits, '.', '_', '+' or '-' that does not start "
+                                 "with '.' (it becomes a folder or file name)")
+    return value
+
+
 def as_bool(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
         raise fail(field, value, "true or false")
@@ -62,9 +78,47 @@ def as_int(value: Any, field: str, lo: int | None = None, hi: int | None = None)
 def as_float(value: Any, field: str, lo: float | None = None, hi: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise fail(field, value, _range("a number", lo, hi))
-    if value != value or (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise fail(field, value, _range("a number", lo, hi))
+    if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise fail(field, value, _range("a finite number", lo, hi))
     return float(value)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A plugin's declared bounds for a numeric hyperparameter: a method or evaluation class attribute
+    `param_ranges = {"proj_dim": DIM}`, applied by `override` to the suite's values.
+    A list value (e.g. layer widths) is checked element by element; floats must also be finite."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False  # True: value > lo (a temperature), False: value >= lo
+    hi_open: bool = False
+
+    def allowed(self, kind: str) -> str:
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{'>' if self.lo_open else '>='} {self.lo:g}")
+        if self.hi is not None:
+            parts.append(f"{'<' if self.hi_open else '<='} {self.hi:g}")
+        return f"{kind} {' and '.join(parts)}".strip()
+
+    def check(self, value: Any, field: str) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [self.check(x, f"{field}[{i}]") for i, x in enumerate(value)]
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        kind = "an integer" if is_int else "a finite number"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise fail(field, value, self.allowed(kind))
+        below = self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo)
+        above = self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi)
+        if below or above:
+            raise fail(field, value, self.allowed(kind))
+        return value
+
+
+DIM = Range(1)  # a layer width
+POSITIVE = Range(0, lo_open=True)  # a temperature, a scale
+UNIT = Range(0, 1)  # a momentum, a probability
 
 
 def _range(kind: str, lo: Any, hi: Any) -> str:
@@ -100,11 +154,21 @@ def like_default(value: Any, default: Any, field: str) -> Any:
     return value
 
 
-def override(defaults: dict, given: Any, field: str) -> dict:
-    """defaults <- given, with unknown keys and wrong types rejected."""
+def override(defaults: dict, given: Any, field: str, ranges: dict[str, Range] | None = None) -> dict:
+    """defaults <- given, with unknown keys, wrong types and (where declared) out-of-range values rejected."""
     given = as_dict(given, field)
     check_keys(given, defaults, field)
     out = dict(defaults)
     for key, value in given.items():
-        out[key] = like_default(value, defaults[key], f"{field}.{key}")
+        path, rng = f"{field}.{key}", (ranges or {}).get(key)
+        try:
+            out[key] = like_default(value, defaults[key], path)
+        except UserError:
+            if rng is None:
+                raise
+            default = defaults[key]  # say the whole allowed range, not just the type
+            is_int = isinstance(default, int) and not isinstance(default, bool)
+            raise fail(path, value, rng.allowed("an integer" if is_int else "a finite number")) from None
+        if rng is not None and out[key] is not None:
+            rng.check(out[key], path)
     return out

@@ -67,6 +67,7 @@ def _single(name: str, tmp_path: Path) -> tuple[dict, dict, float]:
     return init, model.state_dict(), _loss(tmp_path / name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["byol", "simclr", "moco_v3"])
 def test_two_ranks_match_one_process(name, two_rank_run, tmp_path):
     init, ref, ref_loss = _single(name, tmp_path)
@@ -85,6 +86,7 @@ def test_two_ranks_match_one_process(name, two_rank_run, tmp_path):
     assert any(k.startswith("backbone.") and k.endswith("weight") for k in changed)
 
 
+@pytest.mark.slow
 def test_moco_v2_queue_matches_one_process(two_rank_run, tmp_path):
     init, ref, ref_loss = _single("moco_v2", tmp_path)
     assert _loss(two_rank_run / "moco_v2") == pytest.approx(ref_loss, rel=1e-6)
@@ -139,6 +141,7 @@ def _records(out: Path) -> list[dict]:
     return [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(PY).parent)) is None, reason="torchrun not installed")
 def test_suite_under_torchrun_writes_once_and_resumes_after_a_rank_dies(tmp_path):
     suite, out = tmp_path / "suite.yaml", tmp_path / "out"

@@ -8,6 +8,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from ssl_bench.cli import main
 
 REQUIRED = {"suite", "method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "metric", "value",
@@ -46,6 +48,7 @@ def test_tiny_suite_end_to_end(tiny_suite, tmp_path, capsys):
     assert "[skip]" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_kill_then_resume(tiny_suite, tmp_path):
     suite = tiny_suite(6)
     killed, resumed = tmp_path / "killed", tmp_path / "straight"

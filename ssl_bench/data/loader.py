@@ -95,7 +95,9 @@ class DecodedFolder(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return decode_image(self.paths[i], self.size, self.channels), self.labels[i]
+        from .image_folder import decode_checked  # names a file that does not decode
+
+        return decode_checked(self.paths[i], self.size, self.channels), self.labels[i]
 
 
 def _folder_dataset(data: ImageSet) -> DecodedFolder:

@@ -66,19 +66,56 @@ def _wrap(model: Method, s: TrainSettings) -> nn.Module:
     return ddp(model, device_ids=ids, **{no_sync: False})
 
 
+@dataclass
+class _Loop:
+    """What every epoch of one pretrain() call shares; built by _setup."""
+
+    model: Method
+    net: nn.Module  # the model as trained: DDP- or compile-wrapped, or the model itself
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    s: TrainSettings
+    per_rank: int  # images per rank per step
+    total: int  # steps of the whole schedule
+    warmup: int
+    peak: float
+    ckpt_path: Path
+    log: MetricsLog
+    progress: Progress | None = None
+
+
 def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]],
              s: TrainSettings, run_dir: Path, resume: bool = False, label: str = "",
              on_epoch_end: Callable[[int], dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Train `model` in place; checkpoint every epoch; resume from run_dir/checkpoint.pt if asked."""
-    ws, rank = dist.world_size(), dist.rank()
+    """Train `model` in place; checkpoint every epoch; resume from run_dir/checkpoint.pt if asked (one that does
+    not load or fit is moved aside with a warning, and training starts from the first epoch)."""
+    loop = _setup(model, len(data), s, Path(run_dir))
+    start_epoch, step = _restore(loop) if resume else (0, 0)
+    if dist.is_main():
+        loop.log.keep_before(start_epoch)
+    loop.progress = Progress(label, loop.total, loop.s.progress and dist.is_main())
+    t_start, images_seen = time.perf_counter(), 0
+    for epoch in range(start_epoch, loop.s.epochs):
+        row = _train_epoch(loop, data, augment, epoch, step)
+        step, images_seen = row["step"], images_seen + row.pop("images")
+        if on_epoch_end is not None:
+            row.update(on_epoch_end(epoch))
+        _end_epoch(loop, row, epoch)
+    loop.progress.close()
+    wall = time.perf_counter() - t_start
+    rows = loop.log.rows() if dist.is_main() else []
+    return {"train_time_s": wall, "steps": step, "final_loss": rows[-1]["loss"] if rows else None,
+            "images_per_s": images_seen / wall if wall > 0 and images_seen else None}
+
+
+def _setup(model: Method, n_images: int, s: TrainSettings, run_dir: Path) -> _Loop:
+    """Schedule sizes, device and memory format, the wrapped model, a fresh optimizer and grad scaler."""
+    ws = dist.world_size()
     per_rank = s.batch_size // ws
-    steps_per_epoch = num_batches(len(data), per_rank, True, ws)
+    steps_per_epoch = num_batches(n_images, per_rank, True, ws)
     if steps_per_epoch == 0:
-        raise UserError(f"pretrain.batch_size: {s.batch_size} is larger than the training split ({len(data)} "
+        raise UserError(f"pretrain.batch_size: {s.batch_size} is larger than the training split ({n_images} "
                         "images); allowed: a batch size at most the training-split size")
-    total = s.epochs * steps_per_epoch
-    peak = scaled_lr(s.optim["base_lr"], s.batch_size)
-    warmup = round(s.optim["warmup_epochs"] * steps_per_epoch)
     model.to(s.device)
     if s.channels_last and not channels_last_safe(model, s.device):
         warnings.warn("channels_last disabled: on CPU it corrupts memory in oneDNN for convolutions whose "
@@ -87,66 +124,86 @@ def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, tor
     if s.channels_last:
         model.to(memory_format=torch.channels_last)
     net = _wrap(model, s)
-    opt = build_optimizer(model, s.optim, peak)
-    scaler = torch.amp.GradScaler(s.device.type, enabled=s.amp_dtype == torch.float16)
-    ckpt_path, start_epoch, step = Path(run_dir) / "checkpoint.pt", 0, 0
-    if resume and ckpt_path.exists():
-        state = checkpoint.load(ckpt_path, s.device)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, step = state["epoch"], state["step"]
-    log = MetricsLog(run_dir, s.metrics_format)
-    if dist.is_main():
-        log.keep_before(start_epoch)
-    progress = Progress(label, total, s.progress and dist.is_main())
+    peak = scaled_lr(s.optim["base_lr"], s.batch_size)
+    opt, scaler = _fresh_optimizer(model, s, peak)
+    return _Loop(model, net, opt, scaler, s, per_rank, s.epochs * steps_per_epoch,
+                 round(s.optim["warmup_epochs"] * steps_per_epoch), peak, run_dir / "checkpoint.pt",
+                 MetricsLog(run_dir, s.metrics_format))
+
+
+def _fresh_optimizer(model: Method, s: TrainSettings, peak: float) -> tuple[torch.optim.Optimizer,
+                                                                            torch.amp.GradScaler]:
+    return build_optimizer(model, s.optim, peak), torch.amp.GradScaler(s.device.type,
+                                                                       enabled=s.amp_dtype == torch.float16)
+
+
+def _restore(loop: _Loop) -> tuple[int, int]:
+    """(epoch, step) to continue from: checkpoint.pt's when it loads and fits this run, else (0, 0) with the
+    model, optimizer and scaler as fresh as if there had been no checkpoint."""
+    fallback = "training this run from its first epoch"
+    state = checkpoint.load_or_set_aside(loop.ckpt_path, fallback, loop.s.device)
+    if state is None:
+        return 0, 0
+    initial = {k: v.clone() for k, v in loop.model.state_dict().items()}
+    try:
+        loop.model.load_state_dict(state["model"])
+        loop.opt.load_state_dict(state["optimizer"])
+        loop.scaler.load_state_dict(state["scaler"])
+        return int(state["epoch"]), int(state["step"])
+    except Exception as exc:  # noqa: BLE001 - a checkpoint of another shape or version: start over
+        loop.model.load_state_dict(initial)  # load_state_dict may have copied some tensors before failing
+        loop.opt, loop.scaler = _fresh_optimizer(loop.model, loop.s, loop.peak)
+        checkpoint.set_aside(loop.ckpt_path, f"does not fit this run: {checkpoint.describe_error(exc)}", fallback)
+        return 0, 0
+
+
+def _train_epoch(loop: _Loop, data: ImageSet, augment: Callable, epoch: int, step: int) -> dict[str, Any]:
+    """One epoch of steps; returns its metrics row (plus `images`, the global count it trained on)."""
+    s, model, opt, scaler = loop.s, loop.model, loop.opt, loop.scaler
+    ws, rank = dist.world_size(), dist.rank()
+    loop.net.train()
+    order = torch.Generator().manual_seed(s.seed * 1_000_003 + epoch)  # same on all ranks
+    aug_gen = torch.Generator(device=s.device).manual_seed(s.seed * 1_000_003 + epoch * 7919 + rank + 1)
+    loss_sum, n, t0, tau, lr = torch.zeros((), device=s.device), 0, time.perf_counter(), 1.0, 0.0
     pairs = model.momentum_pairs()
-    t_start, images_seen = time.perf_counter(), 0
-    for epoch in range(start_epoch, s.epochs):
-        net.train()
-        order = torch.Generator().manual_seed(s.seed * 1_000_003 + epoch)  # same on all ranks
-        aug_gen = torch.Generator(device=s.device).manual_seed(s.seed * 1_000_003 + epoch * 7919 + rank + 1)
-        loss_sum, n, t0, tau = torch.zeros((), device=s.device), 0, time.perf_counter(), 1.0
-        batches = iterate_batches(data, per_rank, shuffle=True, generator=order, drop_last=True, device=s.device,
-                                  num_workers=s.num_workers, rank=rank, world_size=ws, epoch=epoch)
-        for images, labels in batches:
-            lr = warmup_cosine(step, total, warmup, peak)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            views = augment(images, aug_gen)
-            if s.channels_last:
-                views = [x.contiguous(memory_format=torch.channels_last) for x in views]
-            with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32, enabled=s.amp_dtype is not None):
-                out = net(views, labels if model.needs_labels else None)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(out["loss"]).backward()
-            scaler.step(opt)
-            scaler.update()
-            if pairs:
-                tau = model.momentum_at(step, total)
-                ema_update(pairs, tau)
-            loss_sum += out["loss"].detach().float()
-            n, step = n + 1, step + 1
-            if step % s.log_every == 0:  # the only host sync inside the epoch
-                progress.update(step, epoch, s.epochs, (loss_sum / n).item(),
-                                n * per_rank * ws / (time.perf_counter() - t0))
-        epoch_loss = (dist.all_reduce_mean(loss_sum) / max(n, 1)).item()  # global mean: every rank agrees
-        elapsed = time.perf_counter() - t0
-        images_seen += n * per_rank * ws
-        if not math.isfinite(epoch_loss):
-            progress.close()
-            raise TrainingDiverged(f"loss became {epoch_loss} in epoch {epoch + 1}")
-        row = {"epoch": epoch, "step": step, "loss": epoch_loss, "lr": lr, "tau": tau,
-               "images_per_s": n * per_rank * ws / elapsed, "time_s": elapsed}
-        if on_epoch_end is not None:
-            row.update(on_epoch_end(epoch))
-        if dist.is_main():
-            log.append(row)
-            checkpoint.save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                    "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step}, ckpt_path)
-        dist.barrier()
-    progress.close()
-    wall = time.perf_counter() - t_start
-    rows = log.rows() if dist.is_main() else []
-    return {"train_time_s": wall, "steps": step, "final_loss": rows[-1]["loss"] if rows else None,
-            "images_per_s": images_seen / wall if wall > 0 and images_seen else None}
+    batches = iterate_batches(data, loop.per_rank, shuffle=True, generator=order, drop_last=True, device=s.device,
+                              num_workers=s.num_workers, rank=rank, world_size=ws, epoch=epoch)
+    for images, labels in batches:
+        lr = warmup_cosine(step, loop.total, loop.warmup, loop.peak)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        views = augment(images, aug_gen)
+        if s.channels_last:
+            views = [x.contiguous(memory_format=torch.channels_last) for x in views]
+        with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32, enabled=s.amp_dtype is not None):
+            out = loop.net(views, labels if model.needs_labels else None)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(out["loss"]).backward()
+        scaler.step(opt)
+        scaler.update()
+        if pairs:
+            tau = model.momentum_at(step, loop.total)
+            ema_update(pairs, tau)
+        loss_sum += out["loss"].detach().float()
+        n, step = n + 1, step + 1
+        if step % s.log_every == 0:  # the only host sync inside the epoch
+            loop.progress.update(step, epoch, s.epochs, (loss_sum / n).item(),
+                                 n * loop.per_rank * ws / (time.perf_counter() - t0))
+    epoch_loss = (dist.all_reduce_mean(loss_sum) / max(n, 1)).item()  # global mean: every rank agrees
+    elapsed = time.perf_counter() - t0
+    if not math.isfinite(epoch_loss):
+        loop.progress.close()
+        raise TrainingDiverged(f"loss became {epoch_loss} in epoch {epoch + 1}")
+    images = n * loop.per_rank * ws
+    return {"epoch": epoch, "step": step, "loss": epoch_loss, "lr": lr, "tau": tau,
+            "images_per_s": images / elapsed, "time_s": elapsed, "images": images}
+
+
+def _end_epoch(loop: _Loop, row: dict[str, Any], epoch: int) -> None:
+    """Log the epoch and checkpoint it (rank 0), then wait for every rank."""
+    if dist.is_main():
+        loop.log.append(row)
+        checkpoint.save_atomic({"model": loop.model.state_dict(), "optimizer": loop.opt.state_dict(),
+                                "scaler": loop.scaler.state_dict(), "epoch": epoch + 1, "step": row["step"]},
+                               loop.ckpt_path)
+    dist.barrier()

@@ -1,7 +1,6 @@
 """Read OUT/results.jsonl files of one or more result folders into one pandas frame."""
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -9,8 +8,9 @@ from typing import Any
 import pandas as pd
 
 from ..errors import UserError
-
-RESULTS_FILE = "results.jsonl"
+from ..jsonl import read_jsonl
+from ..results_store import RESULTS_FILE, UNREADABLE_FILE
+from .configs import separate_configurations
 REQUIRED = ("method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "metric", "value", "seed", "status")
 OPTIONAL = ("suite", "run_id", "label_fraction", "epochs", "error", "eval_key", "config_hash")
 # A record is one measurement; these say which one, so a result folder given twice counts once.
@@ -18,25 +18,15 @@ IDENTITY = ("run_id", "eval_key", "protocol", "eval_dataset", "metric", "label_f
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of one results.jsonl; a torn last line (a killed writer) is skipped with a warning."""
-    lines = path.read_text().splitlines()
-    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
-    records = []
-    for pos, (lineno, line) in enumerate(numbered):
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if pos == len(numbered) - 1:
-                warnings.warn(f"{path}: line {lineno} is torn (incomplete JSON), skipped", stacklevel=3)
-                continue
-            raise UserError(f"{path}: line {lineno} is not valid JSON; allowed: one JSON object per line") from None
-        if not isinstance(rec, dict):
-            raise UserError(f"{path}: line {lineno} is not a JSON object; allowed: one JSON object per line")
-        missing = [k for k in REQUIRED if k not in rec]
-        if missing:
-            raise UserError(f"{path}: line {lineno} lacks field(s) {', '.join(missing)}; "
-                            f"allowed: records with {', '.join(REQUIRED)}")
-        records.append(rec)
+    """Records of one results.jsonl. Unreadable lines (a torn write, a hand edit) and objects that are not
+    result records are skipped with one warning; `ssl-bench run --resume` moves them to UNREADABLE_FILE."""
+    rows, bad = read_jsonl(path)
+    records = [r for r in rows if all(k in r for k in REQUIRED)]
+    if bad or len(records) < len(rows):
+        where = ", ".join(str(n) for n, _ in bad[:5]) or "-"
+        warnings.warn(f"{path}: skipped {len(bad)} unreadable line(s) (line {where}) and {len(rows) - len(records)} "
+                      f"object(s) that are not result records; `ssl-bench run --resume` moves unreadable lines to "
+                      f"{UNREADABLE_FILE}", stacklevel=3)
     return records
 
 
@@ -67,7 +57,7 @@ def load_results(dirs: list[str]) -> pd.DataFrame:
     df["label_fraction"] = pd.to_numeric(df["label_fraction"], errors="coerce").astype(float)
     df["status"] = df["status"].fillna("failed").astype(object)
     df = _spread_unattributed_failures(df)
-    return _drop_duplicates(df).reset_index(drop=True)
+    return separate_configurations(_drop_duplicates(df)).reset_index(drop=True)
 
 
 def _drop_duplicates(df: pd.DataFrame) -> pd.DataFrame:
