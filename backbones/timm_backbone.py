@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ssl_bench.errors import UserError
-from ssl_bench.registry import BACKBONES, register_backbone
+from ssl_bench.registry import register_backbone
 
 
 def _small_stem(model: nn.Module) -> bool:
@@ -94,14 +94,6 @@ def timm_backbone(model: str, in_chans: int = 3, image_size: int = 224, small_st
                             "(conv1, bn1, layer1); allowed: leave stem_width out for this model")
     net.num_features = int(net.num_features)
     return net
-
-
-def create_backbone(name: str, *, in_chans: int, image_size: int, small_stem: bool | str = "auto",
-                    **kwargs: Any) -> nn.Module:
-    """The one way in: a registered backbone name, or else any timm model name."""
-    if name in BACKBONES and name != "timm":
-        return BACKBONES.get(name)(in_chans=in_chans, image_size=image_size, small_stem=small_stem, **kwargs)
-    return timm_backbone(name, in_chans=in_chans, image_size=image_size, small_stem=small_stem, **kwargs)
 
 
 @torch.no_grad()

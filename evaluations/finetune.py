@@ -16,10 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_bench.data.augment import SUPERVISED_VIEW, ViewRecipe, adapt_channels, apply_view, eval_transform, \
-    sample_view_params
+from ssl_bench.data.augment import SUPERVISED_VIEW, ViewRecipe, adapt_channels, eval_transform, random_view
 from ssl_bench.data.loader import iterate_batches
-from ssl_bench.data.types import DatasetBundle, ImageSet
+from ssl_bench.data.types import DatasetBundle, FolderBatch, ImageSet
 from ssl_bench.engine.schedules import warmup_cosine
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext
@@ -47,13 +46,13 @@ class InputPrep:
                    replace(SUPERVISED_VIEW, crop_scale=tuple(crop_scale), flip_p=float(flip_p),
                            interpolation="bilinear"))
 
-    def train_view(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        b, _, h, w = images.shape
-        params = sample_view_params(self.recipe, b, h, w, generator, images.device)
-        x = apply_view(images, params, self.recipe, self.image_size, self.mean, self.std)
+    def train_view(self, images: torch.Tensor | FolderBatch, generator: torch.Generator) -> torch.Tensor:
+        # folder images: crops of the whole image, resized with their test view's bicubic kernel [DM dataset.py]
+        recipe = replace(self.recipe, interpolation="bicubic") if isinstance(images, FolderBatch) else self.recipe
+        x = random_view(images, recipe, self.image_size, self.mean, self.std, generator)
         return adapt_channels(x, self.in_chans)
 
-    def eval_view(self, images: torch.Tensor) -> torch.Tensor:
+    def eval_view(self, images: torch.Tensor | FolderBatch) -> torch.Tensor:
         return adapt_channels(eval_transform(images, self.image_size, self.mean, self.std), self.in_chans)
 
 
@@ -98,9 +97,10 @@ class Classifier(nn.Module):
 
 def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Summed over heads (independent parameters, so each head gets its own gradient)."""
-    if y.dim() == 2:  # multi-label: binary cross-entropy per class
-        target = y.to(logits.dtype).expand(len(logits), *y.shape)
-        return F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1).mean(-1).sum()
+    if y.dim() == 2:  # multi-label: binary cross-entropy per class; -1 (VOC "difficult" only) left out
+        target = (y > 0).to(logits.dtype).expand(len(logits), *y.shape)
+        weight = (y >= 0).to(logits.dtype).expand(len(logits), *y.shape)
+        return F.binary_cross_entropy_with_logits(logits, target, weight, reduction="none").sum(-1).mean(-1).sum()
     return sum(F.cross_entropy(head_logits, y) for head_logits in logits)
 
 
@@ -154,11 +154,13 @@ def trainable_encoder(ctx: EvalContext, from_scratch: bool) -> nn.Module:
 
 
 def finetune_grid(ctx: EvalContext, bundle: DatasetBundle, train: ImageSet, grid: dict[str, Sequence[Any]], *,
-                  prep: InputPrep, from_scratch: bool, batch_size: int, select_by: str,
-                  where: str) -> tuple[Classifier, dict[str, Any], list[dict[str, Any]]]:
+                  prep: InputPrep, from_scratch: bool, batch_size: int, select_by: str, where: str,
+                  val: ImageSet | None = None) -> tuple[Classifier, dict[str, Any], list[dict[str, Any]]]:
     """Fine-tune encoder + a new head for every combination of `grid` (keys lr, epochs, weight_decay) and keep
-    the one best on bundle.val by `select_by` (ties: the first). Returns (model, chosen config, val curve)."""
-    if len(bundle.val) == 0:
+    the one best on `val` (default bundle.val) by `select_by` (ties: the first). Returns (model, chosen config,
+    val curve)."""
+    val = bundle.val if val is None else val
+    if len(val) == 0:
         raise UserError(f"{where}: dataset '{bundle.name}' has an empty val split; allowed: a dataset with a "
                         "held-out val split to choose the fine-tuning hyperparameters")
     keys = list(grid)
@@ -169,11 +171,11 @@ def finetune_grid(ctx: EvalContext, bundle: DatasetBundle, train: ImageSet, grid
                            seed=ctx.seed + i)
         train_classifier(model, train, prep, lrs=[cfg["lr"]], epochs=cfg["epochs"], batch_size=batch_size,
                          seed=ctx.seed + i, device=ctx.device, weight_decay=cfg.get("weight_decay", 0.0))
-        scores, y = predict(model, bundle.val, prep, ctx.device, batch_size)
-        val = probe_metric(scores[0], y, select_by)
-        curve.append({**cfg, "val": val})
-        if val > best_val:
-            best, best_cfg, best_val = model, cfg, val
+        scores, y = predict(model, val, prep, ctx.device, batch_size)
+        score = probe_metric(scores[0], y, select_by)
+        curve.append({**cfg, "val": score})
+        if score > best_val:
+            best, best_cfg, best_val = model, cfg, score
         else:
             del model
     return best, best_cfg, curve
@@ -196,6 +198,13 @@ def number_list(value: Any, field: str, kind: type = float, allow_zero: bool = F
             raise UserError(f"{field}: bad value {value!r}; allowed: {allowed}")
         out.append(num)
     return out
+
+
+def batch_scaled_lrs(lrs: Sequence[float], batch_size: int, scale: bool) -> list[float]:
+    """The lrs an evaluation trains with. `lr_batch_scaling: true`: the listed lrs are per 256 images and
+    scale linearly with the batch, lr = value * batch_size / 256, as [DM schedules.py learning_schedule]
+    scales the eval configs' base_learning_rate; false (the default): the lrs are used as listed."""
+    return [lr * batch_size / 256 for lr in lrs] if scale else list(lrs)
 
 
 def positive_int(value: Any, field: str) -> int:

@@ -9,51 +9,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
 from ssl_bench.errors import UserError
-from ssl_bench.evaluation import EvalContext, Evaluation
-from ssl_bench.metrics import classification_metrics
+from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
+from ssl_bench.knn import knn_predict  # the pure function lives in the core (shared with the kNN monitor)
+from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.registry import register_evaluation
 from ssl_bench.validate import DIM, POSITIVE
-
-
-@torch.no_grad()
-def knn_predict(
-    train_feats: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_feats: torch.Tensor,
-    num_classes: int,
-    k: int = 200,
-    temperature: float = 0.07,
-    chunk: int = 256,
-) -> torch.Tensor:
-    """Class scores N_test x C: per class, the sum of exp(s / T) over the top-k neighbours of that class.
-
-    `train_labels` is int N (single label) or float N x C (multi-label: a neighbour votes for each of
-    its positive classes). Each row of scores is scaled by exp(-s_max / T), s_max the row's best
-    similarity, so small T cannot overflow; ranking within a row is unchanged.
-    k is clamped to the bank size. Memory is chunk x N_train similarities at a time.
-    """
-    if len(train_feats) == 0:
-        raise ValueError("knn_predict: empty memory bank")
-    k = min(k, len(train_feats))
-    bank = F.normalize(train_feats.float(), dim=1)
-    test = F.normalize(test_feats.float().to(bank.device), dim=1)
-    labels = train_labels.to(bank.device)
-    multilabel = labels.dim() == 2
-    out = torch.empty(len(test), num_classes, device=bank.device)
-    for start in range(0, len(test), chunk):
-        sims, idx = (test[start:start + chunk] @ bank.T).topk(k, dim=1)
-        weights = ((sims - sims[:, :1]) / temperature).exp()  # topk is sorted: column 0 is the max
-        if multilabel:
-            scores = torch.einsum("nk,nkc->nc", weights, labels[idx].float())
-        else:
-            scores = torch.zeros(len(idx), num_classes, device=bank.device)
-            scores.scatter_add_(1, labels[idx], weights)
-        out[start:start + chunk] = scores
-    return out
 
 
 def _positive(name: str, value: Any, kind: type) -> None:
@@ -70,6 +31,7 @@ class KNNEvaluation(Evaluation):
     """Top-1 (and top-5 with more than 5 classes) of the weighted kNN on the test split, bank = train split."""
 
     name = "knn"
+    protocols = (Protocol("knn", "kNN", 10, CLASSIFICATION_METRICS, table="knn"),)
     defaults = {"k": 200, "temperature": 0.07, "dataset": None, "batch_size": 256}
     param_ranges = {"k": DIM, "temperature": POSITIVE, "batch_size": DIM}  # checked by suite validation
 
@@ -90,5 +52,6 @@ class KNNEvaluation(Evaluation):
         extra = {"k": min(p["k"], len(train_x)), "temperature": p["temperature"],
                  "n_train": len(train_x), "n_test": len(test_x)}
         values = classification_metrics(scores.cpu(), test_y.cpu(), bundle.metric)
-        return [{"protocol": "knn", "eval_dataset": name, "metric": metric, "value": value, "extra": dict(extra)}
+        return [{"protocol": self.protocols[0].name, "eval_dataset": name, "metric": metric, "value": value,
+                 "extra": dict(extra)}
                 for metric, value in values.items()]

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from ssl_bench.errors import UserError
-from ssl_bench.evaluation import EvalContext, Evaluation
-from ssl_bench.metrics import classification_metrics
+from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
+from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.probe import fit_logistic, l2_grid, score, standardize, sweep_logistic
 from ssl_bench.registry import register_evaluation
 
@@ -33,6 +33,7 @@ class LinearEvaluation(Evaluation):
     """Top-1 (top-5 with more than 5 classes, plus the dataset's own metric) of an L-BFGS logistic probe."""
 
     name = "linear"
+    protocols = (Protocol("linear", "Linear", 20, CLASSIFICATION_METRICS, table="linear"),)  # the cached L-BFGS probe
     defaults = {"dataset": None, "l2_range": [1e-6, 1e5], "num_l2": 45, "max_iter": 1000}
 
     def __init__(self, **params: Any):
@@ -69,5 +70,6 @@ class LinearEvaluation(Evaluation):
         values = classification_metrics(score(te_x, w, b).cpu(), te_y.cpu(), bundle.metric)
         extra = {"l2": best, "val_metric": select_by, "val_curve": [[l2, v] for l2, v in zip(grid, val_curve)],
                  "n_train": len(tr_x), "n_val": len(va_x), "n_test": len(te_x), "feature_dim": int(tr_x.shape[1])}
-        return [{"protocol": "linear", "eval_dataset": name, "metric": metric, "value": value, "extra": dict(extra)}
+        return [{"protocol": self.protocols[0].name, "eval_dataset": name, "metric": metric, "value": value,
+                 "extra": dict(extra)}
                 for metric, value in values.items()]

@@ -5,7 +5,10 @@ Nesterov momentum 0.9, no weight decay, cosine schedule; the lr is chosen from a
 that head's test accuracy is reported. BYOL: batch 1024, 80 epochs, lr in {0.4, 0.3, 0.2, 0.1, 0.05}
 [protocols.md]. The defaults here are a CPU-sized version (fewer epochs, three lrs). All lrs train at once:
 one head per lr on the same features of the same augmented batch, so the sweep costs one pass of the encoder.
-Unlike the paper the chosen head is not retrained on train + val.
+`refit: true` then trains a new head at the chosen lr on train + val and reports that one, as [DM
+eval_experiment.py] trains on TRAIN_AND_VALID; `lr_batch_scaling: true` reads the lrs as per-256 values
+scaled by batch_size / 256 ([DM configs/eval.py] base_learning_rate 0.2). Both default to false (lrs as
+listed, the val-chosen head reported), which keeps earlier suites' numbers.
 """
 from __future__ import annotations
 
@@ -13,13 +16,13 @@ from typing import Any
 
 from ssl_bench import validate as v
 from ssl_bench.errors import UserError
-from ssl_bench.evaluation import EvalContext, Evaluation
-from ssl_bench.metrics import classification_metrics
+from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
+from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.probe import probe_metric
 from ssl_bench.registry import register_evaluation
 
-from .finetune import Classifier, InputPrep, adaptation_info, crop_scale, number_list, positive_int, predict, \
-    train_classifier
+from .finetune import Classifier, InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, number_list, \
+    positive_int, predict, train_classifier
 
 
 @register_evaluation("linear_sgd")
@@ -27,8 +30,9 @@ class LinearSGDEvaluation(Evaluation):
     """Top-1 (and top-5 with more than 5 classes) of the SGD-trained linear head chosen on val."""
 
     name = "linear_sgd"
+    protocols = (Protocol("linear_sgd", "Linear (SGD)", 30, CLASSIFICATION_METRICS, table="linear"),)  # BYOL Table 1
     defaults = {"dataset": None, "lrs": [0.4, 0.1, 0.02], "epochs": 20, "batch_size": 256,
-                "crop_scale": [0.08, 1.0], "flip_p": 0.5}
+                "crop_scale": [0.08, 1.0], "flip_p": 0.5, "refit": False, "lr_batch_scaling": False}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -38,6 +42,8 @@ class LinearSGDEvaluation(Evaluation):
         p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
         p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
         p["flip_p"] = v.as_float(p["flip_p"], f"{w}.flip_p", lo=0, hi=1)
+        p["refit"] = v.as_bool(p["refit"], f"{w}.refit")
+        p["lr_batch_scaling"] = v.as_bool(p["lr_batch_scaling"], f"{w}.lr_batch_scaling")
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         p = self.params
@@ -47,19 +53,27 @@ class LinearSGDEvaluation(Evaluation):
             raise UserError(f"evaluation linear_sgd: dataset '{name}' has an empty val split; allowed: a dataset "
                             "with a held-out val split to choose the learning rate")
         prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"])
-        model = Classifier(ctx.encoder, ctx.feature_dim, bundle.num_classes, num_heads=len(p["lrs"]), frozen=True,
-                           seed=ctx.seed)
-        train_classifier(model, bundle.train, prep, lrs=p["lrs"], epochs=p["epochs"], batch_size=p["batch_size"],
-                         seed=ctx.seed, device=ctx.device)
+        lrs = batch_scaled_lrs(p["lrs"], p["batch_size"], p["lr_batch_scaling"])
+        model = self._train(ctx, bundle.train, bundle.num_classes, prep, lrs)
         select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"
         val_scores, val_y = predict(model, bundle.val, prep, ctx.device, p["batch_size"])
         curve = [probe_metric(s, val_y, select_by) for s in val_scores]
-        best = max(range(len(curve)), key=lambda k: (curve[k], -k))  # ties: the first lr listed
+        chosen = head = max(range(len(curve)), key=lambda k: (curve[k], -k))  # ties: the first lr listed
+        if p["refit"]:  # the chosen lr again, on train + val [DM eval_experiment.py: TRAIN_AND_VALID]
+            model, head = self._train(ctx, bundle.train.concat(bundle.val), bundle.num_classes, prep, [lrs[chosen]]), 0
         test_scores, test_y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
-        values = classification_metrics(test_scores[best], test_y, bundle.metric)
-        extra = {"lr": p["lrs"][best], "val_metric": select_by,
-                 "val_curve": [[lr, v] for lr, v in zip(p["lrs"], curve)],
-                 "epochs": p["epochs"], "n_train": len(bundle.train), "n_val": len(bundle.val),
-                 "n_test": len(bundle.test), **adaptation_info(bundle, ctx)}
-        return [{"protocol": "linear_sgd", "eval_dataset": name, "metric": m, "value": v, "extra": dict(extra)}
+        values = classification_metrics(test_scores[head], test_y, bundle.metric)
+        extra = {"lr": p["lrs"][chosen], "lr_used": lrs[chosen], "val_metric": select_by,
+                 "val_curve": [[lr, v] for lr, v in zip(p["lrs"], curve)], "refit_on_train_val": p["refit"],
+                 "epochs": p["epochs"], "n_train": len(bundle.train) + (len(bundle.val) if p["refit"] else 0),
+                 "n_val": len(bundle.val), "n_test": len(bundle.test), **adaptation_info(bundle, ctx)}
+        return [{"protocol": self.protocols[0].name, "eval_dataset": name, "metric": m, "value": v,
+                 "extra": dict(extra)}
                 for m, v in values.items()]
+
+    def _train(self, ctx: EvalContext, data, num_classes: int, prep: InputPrep, lrs: list[float]) -> Classifier:
+        """One linear head per lr on the frozen encoder, trained together on `data`."""
+        p = self.params
+        model = Classifier(ctx.encoder, ctx.feature_dim, num_classes, num_heads=len(lrs), frozen=True, seed=ctx.seed)
+        return train_classifier(model, data, prep, lrs=lrs, epochs=p["epochs"], batch_size=p["batch_size"],
+                                seed=ctx.seed, device=ctx.device)

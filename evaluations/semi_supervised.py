@@ -16,13 +16,14 @@ from typing import Any
 from ssl_bench import distributed as dist
 from ssl_bench import validate as v
 from ssl_bench.errors import UserError
-from ssl_bench.evaluation import EvalContext, Evaluation
-from ssl_bench.label_subsets import (balanced_subset, check_fraction, check_subset_file, save_subset,
-                                    subset_from_file)
-from ssl_bench.metrics import classification_metrics
+from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
+from ssl_bench.label_subsets import balanced_subset, check_fraction, check_subset_file, save_subset, \
+    subset_file_split
+from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.registry import register_evaluation
 
-from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict
+from .finetune import InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, finetune_grid, number_list, \
+    positive_int, predict
 
 WHERE = "evaluation semi_supervised"
 
@@ -32,8 +33,11 @@ class SemiSupervisedEvaluation(Evaluation):
     """Rows per label fraction: top1 (and top5 with more than 5 classes) on test, label_fraction set."""
 
     name = "semi_supervised"
+    protocols = (Protocol("semi_supervised", "Semi-supervised", 40, CLASSIFICATION_METRICS, table="semi",
+                          short="semi"),)
     defaults = {"dataset": None, "fractions": [0.01, 0.1], "subset_file": None, "subset_seed": None,
-                "lrs": [0.01, 0.05], "epochs": [30], "batch_size": 256, "crop_scale": [0.08, 1.0], "flip_p": 0.5}
+                "lrs": [0.01, 0.05], "epochs": [30], "batch_size": 256, "crop_scale": [0.08, 1.0], "flip_p": 0.5,
+                "lr_batch_scaling": False}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -47,32 +51,33 @@ class SemiSupervisedEvaluation(Evaluation):
         p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
         p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
         p["flip_p"] = v.as_float(p["flip_p"], f"{w}.flip_p", lo=0, hi=1)
+        p["lr_batch_scaling"] = v.as_bool(p["lr_batch_scaling"], f"{w}.lr_batch_scaling")  # finetune.batch_scaled_lrs
         seed = p["subset_seed"]
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise UserError(f"{w}.subset_seed: bad value {seed!r}; allowed: an integer >= 0 (default: the run seed)")
         if p["subset_file"] is not None:
             check_subset_file(p["subset_file"], f"{w}.subset_file")  # exists and lists entries: before any run
 
-    def _subsets(self, ctx: EvalContext, name: str, train) -> list[tuple[float | None, Any, str]]:
-        """(requested fraction or None for a file, train indices, file stem) per labelled subset."""
+    def _subsets(self, ctx: EvalContext, name: str, bundle) -> list[tuple[float | None, Any, str, Any, Any]]:
+        """(requested fraction or None for a file, indices into pool, file stem, pool, val) per labelled subset:
+        the pool is train (a subset file on a folder dataset: train + its val hold-out, see subset_file_split)."""
         p = self.params
         if p["subset_file"]:
-            idx = subset_from_file(p["subset_file"], train.paths, len(train))
-            return [(None, idx, f"{name}_from_file")]
+            pool, idx, val = subset_file_split(p["subset_file"], bundle)
+            return [(None, idx, f"{name}_from_file", pool, val)]
         seed = ctx.seed if p["subset_seed"] is None else p["subset_seed"]
-        return [(f, balanced_subset(train.labels, f, seed), f"{name}_{100 * f:g}pct_seed{seed}")
-                for f in p["fractions"]]
+        return [(f, balanced_subset(bundle.train.labels, f, seed), f"{name}_{100 * f:g}pct_seed{seed}", bundle.train,
+                 bundle.val) for f in p["fractions"]]
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         p = self.params
         name = p["dataset"] or ctx.pretrain.name
         bundle = ctx.pretrain if name == ctx.pretrain.name else ctx.get_dataset(name)
-        train = bundle.train
         from_scratch = bool(ctx.method_needs_labels)
         select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"
         prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"])
         rows: list[dict[str, Any]] = []
-        for fraction, idx, stem in self._subsets(ctx, name, train):
+        for fraction, idx, stem, train, val in self._subsets(ctx, name, bundle):
             saved = None
             if dist.is_main():
                 header = (f"labelled subset of the '{name}' train split ({len(idx)} of {len(train)} images); "
@@ -80,19 +85,19 @@ class SemiSupervisedEvaluation(Evaluation):
                 saved = str(save_subset(ctx.out_dir, stem, idx, train.paths, header))
             labelled = train.subset(idx)
             counts = labelled.labels.long().bincount(minlength=bundle.num_classes) if labelled.labels.dim() == 1 \
-                else labelled.labels.sum(0)
-            grid = {"lr": p["lrs"], "epochs": p["epochs"]}
+                else (labelled.labels > 0).sum(0)
+            grid = {"lr": batch_scaled_lrs(p["lrs"], p["batch_size"], p["lr_batch_scaling"]), "epochs": p["epochs"]}
             model, chosen, curve = finetune_grid(ctx, bundle, labelled, grid, prep=prep, from_scratch=from_scratch,
-                                                 batch_size=p["batch_size"], select_by=select_by, where=WHERE)
+                                                 batch_size=p["batch_size"], select_by=select_by, where=WHERE, val=val)
             scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
             values = classification_metrics(scores[0], y, bundle.metric)
             actual = len(idx) / len(train)
             extra = {"subset_file": saved, "n_labelled": len(idx), "labelled_share": actual,
                      "per_class_min": int(counts.min()), "per_class_max": int(counts.max()),
                      "from_scratch": from_scratch, **chosen, "val_metric": select_by, "val_curve": curve,
-                     "n_val": len(bundle.val), "n_test": len(bundle.test), **adaptation_info(bundle, ctx)}
+                     "n_val": len(val), "n_test": len(bundle.test), **adaptation_info(bundle, ctx)}
             # a fine-tuned copy (or a fresh net): the frozen encoder's collapse does not decide these rows
-            rows += [{"protocol": "semi_supervised", "eval_dataset": name, "metric": m, "value": v,
+            rows += [{"protocol": self.protocols[0].name, "eval_dataset": name, "metric": m, "value": v,
                       "label_fraction": actual if fraction is None else fraction, "extra": dict(extra),
                       "uses_frozen_encoder": False} for m, v in values.items()]
             del model

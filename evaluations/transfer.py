@@ -15,11 +15,12 @@ from typing import Any
 
 from ssl_bench import validate as v
 from ssl_bench.errors import DatasetUnavailableError, UserError
-from ssl_bench.evaluation import EvalContext, Evaluation
-from ssl_bench.metrics import classification_metrics
+from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
+from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.registry import DATASETS, register_evaluation
 
-from .finetune import InputPrep, adaptation_info, crop_scale, finetune_grid, number_list, positive_int, predict
+from .finetune import InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, finetune_grid, number_list, \
+    positive_int, predict
 from .linear import LinearEvaluation
 
 VARIANTS = ("linear", "finetune")
@@ -29,12 +30,17 @@ WHERE = "evaluation transfer"
 @register_evaluation("transfer")
 class TransferEvaluation(Evaluation):
     name = "transfer"
+    protocols = (Protocol("transfer_linear", "Transfer, linear", 50, CLASSIFICATION_METRICS, table="transfer",
+                          short="transfer"),  # BYOL Table 3, frozen encoder
+                 Protocol("transfer_finetune", "Transfer, fine-tuned", 60, CLASSIFICATION_METRICS, table="transfer",
+                          short="finetune"))  # one per variant: f"transfer_{variant}"
     defaults = {"datasets": [], "variant": "linear",
                 # linear variant (as the `linear` evaluation)
                 "l2_range": [1e-6, 1e5], "num_l2": 45, "max_iter": 1000,
                 # finetune variant
                 "lrs": [0.01, 0.1], "weight_decays": [0.0, 1e-4], "epochs": 5, "batch_size": 256,
-                "crop_scale": [0.08, 1.0], "flip_p": 0.5}
+                "crop_scale": [0.08, 1.0], "flip_p": 0.5,
+                "lr_batch_scaling": False}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -56,6 +62,7 @@ class TransferEvaluation(Evaluation):
         p["batch_size"] = positive_int(p["batch_size"], f"{w}.batch_size")
         p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
         p["flip_p"] = v.as_float(p["flip_p"], f"{w}.flip_p", lo=0, hi=1)
+        p["lr_batch_scaling"] = v.as_bool(p["lr_batch_scaling"], f"{w}.lr_batch_scaling")  # finetune.batch_scaled_lrs
 
     @property
     def protocol(self) -> str:
@@ -84,7 +91,8 @@ class TransferEvaluation(Evaluation):
     def _finetune_rows(self, ctx: EvalContext, name: str, bundle) -> list[dict[str, Any]]:
         p = self.params
         select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"  # map11 when multi-label
-        grid = {"lr": p["lrs"], "weight_decay": p["weight_decays"], "epochs": [p["epochs"]]}
+        grid = {"lr": batch_scaled_lrs(p["lrs"], p["batch_size"], p["lr_batch_scaling"]),
+                "weight_decay": p["weight_decays"], "epochs": [p["epochs"]]}
         prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"])
         model, chosen, curve = finetune_grid(ctx, bundle, bundle.train, grid, prep=prep, from_scratch=False,
                                              batch_size=p["batch_size"], select_by=select_by, where=WHERE)

@@ -19,6 +19,7 @@ from torch import nn
 
 from ssl_bench.heads import BYOLHead
 from ssl_bench.method import Method, cosine_momentum, set_requires_grad
+from ssl_bench.presets import by_epochs
 from ssl_bench.registry import register_method
 from ssl_bench.validate import DIM, UNIT
 
@@ -38,6 +39,12 @@ class BYOL(Method):
     param_ranges = {"proj_hidden_dim": DIM, "proj_dim": DIM, "pred_hidden_dim": DIM, "tau_base": UNIT}
     optim = {"optimizer": "lars", "base_lr": 0.45, "weight_decay": 1e-6, "warmup_epochs": 10}  # 100-epoch [DM]
     augmentation = {"views": [BYOL_VIEW_1, BYOL_VIEW_2]}  # [BYOL Table 6]: asymmetric blur and solarize
+    # [DM configs/byol.py] _LR_PRESETS, _WD_PRESETS, _EMA_PRESETS by epochs, at batch 4096 (`preset: paper`)
+    presets = by_epochs("byol", "DM configs/byol.py", 4096, {
+        40: ({"tau_base": 0.97}, {"base_lr": 0.45, "weight_decay": 1e-6}),
+        100: ({"tau_base": 0.99}, {"base_lr": 0.45, "weight_decay": 1e-6}),
+        300: ({"tau_base": 0.99}, {"base_lr": 0.3, "weight_decay": 1e-6}),
+        1000: ({"tau_base": 0.996}, {"base_lr": 0.2, "weight_decay": 1.5e-6})})
 
     def __init__(self, backbone: nn.Module, num_classes: int | None = None, **params):
         super().__init__(backbone, num_classes, **params)

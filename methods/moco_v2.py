@@ -24,6 +24,7 @@ from ssl_bench.distributed import gather_no_grad
 from ssl_bench.errors import UserError
 from ssl_bench.heads import MoCoV2Head
 from ssl_bench.method import Method, set_requires_grad
+from ssl_bench.presets import Preset
 from ssl_bench.registry import register_method
 from ssl_bench.validate import DIM, POSITIVE, UNIT, Range
 
@@ -48,6 +49,8 @@ class MoCoV2(Method):
     optim = {"optimizer": "sgd", "base_lr": 0.03, "weight_decay": 1e-4, "warmup_epochs": 0,
              "exclude_bias_and_norm": False}
     augmentation = {"views": [MOCO_V2_VIEW, MOCO_V2_VIEW]}
+    # [MoCo main_moco.py, MoCo v2 Table 1]: the defaults above are its recipe (200 and 800 epochs), at batch 256
+    presets = {"moco_v2-imagenet": Preset(256, "MoCo main_moco.py + MoCo v2 Table 1")}
 
     def __init__(self, backbone: nn.Module, num_classes: int | None = None, **params: Any):
         super().__init__(backbone, num_classes, **params)

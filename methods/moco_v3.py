@@ -22,6 +22,7 @@ from torch import nn
 from ssl_bench.distributed import gather_no_grad, rank
 from ssl_bench.heads import MoCoV3Predictor, MoCoV3Projector
 from ssl_bench.method import Method, cosine_momentum, set_requires_grad
+from ssl_bench.presets import by_epochs
 from ssl_bench.registry import register_method
 from ssl_bench.validate import DIM, POSITIVE, UNIT
 
@@ -46,6 +47,12 @@ class MoCoV3(Method):
     optim = {"optimizer": "lars", "base_lr": 0.6, "weight_decay": 1e-6, "warmup_epochs": 10,
              "exclude_bias_and_norm": True}
     augmentation = {"views": [MOCO_V3_VIEW_1, MOCO_V3_VIEW_2]}  # BYOL-like asymmetric blur / solarize
+    # [M3 CONFIG.md] ResNet-50 commands at batch 4096 (main_moco.py -b default): 100 ep with the defaults,
+    # 300 ep --lr=.3, 1000 ep --lr=.3 --wd=1.5e-6 --moco-m=0.996 (`preset: paper`)
+    presets = by_epochs("moco_v3", "M3 CONFIG.md", 4096, {
+        100: ({"tau_base": 0.99}, {"base_lr": 0.6, "weight_decay": 1e-6}),
+        300: ({"tau_base": 0.99}, {"base_lr": 0.3, "weight_decay": 1e-6}),
+        1000: ({"tau_base": 0.996}, {"base_lr": 0.3, "weight_decay": 1.5e-6})})
 
     def __init__(self, backbone: nn.Module, num_classes: int | None = None, **params: Any):
         super().__init__(backbone, num_classes, **params)

@@ -18,6 +18,7 @@ from torch import nn
 from ssl_bench.distributed import gather_with_grad, rank
 from ssl_bench.heads import SimCLRHead
 from ssl_bench.method import Method
+from ssl_bench.presets import Preset
 from ssl_bench.registry import register_method
 from ssl_bench.validate import DIM, POSITIVE, Range
 
@@ -34,10 +35,13 @@ class SimCLR(Method):
         "proj_dim": 128,
         "temperature": 0.1,  # ImageNet at batch 4096 [SCp B.9]; 0.5 for CIFAR-10
         "color_strength": 1.0,  # s of the color jitter (0.8s, 0.8s, 0.8s, 0.2s) [SCp App. A]; 0.5 for CIFAR
+        "proj_output_bn": False,  # True: the official v1 head, BN on every layer incl. the output [SC model_util.py]
     }
     param_ranges = {"proj_hidden_dim": DIM, "proj_dim": DIM, "temperature": POSITIVE, "color_strength": Range(0)}
     optim = {"optimizer": "lars", "base_lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10}  # [SCp B.1]
     augmentation = {"views": [simclr_view(1.0), simclr_view(1.0)]}
+    # [SCp B.1, SC run.py/model_util.py]: the defaults above at batch 4096, with the official v1 head
+    presets = {"simclr-4096": Preset(4096, "SCp B.1 + SC model_util.py", params={"proj_output_bn": True})}
 
     @classmethod
     def view_recipes(cls, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -48,7 +52,7 @@ class SimCLR(Method):
     def __init__(self, backbone: nn.Module, num_classes: int | None = None, **params: Any):
         super().__init__(backbone, num_classes, **params)
         hp = self.hparams
-        self.projector = SimCLRHead(backbone.num_features, hp["proj_hidden_dim"], hp["proj_dim"])
+        self.projector = SimCLRHead(backbone.num_features, hp["proj_hidden_dim"], hp["proj_dim"], hp["proj_output_bn"])
 
     def training_step(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         z = self.projector(self.backbone(torch.cat(views[:2])))  # one forward: BN sees all 2N views

@@ -1,13 +1,31 @@
 """Process-group helpers. Everything here is the identity on a single process."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 import torch.distributed as dist
 from torch import nn
 
 
+_local = 0  # > 0 inside local_only()
+
+
 def is_dist() -> bool:
-    return dist.is_available() and dist.is_initialized()
+    return _local == 0 and dist.is_available() and dist.is_initialized()
+
+
+@contextmanager
+def local_only() -> Iterator[None]:
+    """Inside, this process acts alone (rank 0 of 1, no collectives): evaluations run once, on rank 0, while
+    the other ranks wait at the next barrier, instead of being repeated by every rank."""
+    global _local
+    _local += 1
+    try:
+        yield
+    finally:
+        _local -= 1
 
 
 def rank() -> int:

@@ -1,7 +1,7 @@
 """The evaluation contract: a frozen encoder and datasets in, result rows out."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import torch
@@ -16,7 +16,6 @@ class EvalContext:
 
     encoder: nn.Module  # frozen, eval mode; never train it in place (deepcopy to fine-tune)
     feature_dim: int
-    method: str
     method_needs_labels: bool  # the supervised baseline: semi-supervised trains it from scratch
     seed: int
     device: torch.device
@@ -29,8 +28,28 @@ class EvalContext:
     get_dataset: Callable[[str], DatasetBundle]
     features: Callable[[str, str], tuple[torch.Tensor, torch.Tensor]]  # (dataset, split) -> feats, labels
     new_encoder: Callable[[], nn.Module]  # a freshly initialised backbone of the same architecture
-    batch_size: int = 256
-    extra: dict[str, Any] = field(default_factory=dict)
+    # keep per-image evidence of each classification_metrics result (ssl_bench.evidence), for the tables'
+    # bootstrap intervals and tests; a suite's `output: {predictions: false}` turns it off
+    save_predictions: bool = True
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What tables need to know about one `protocol` value an evaluation writes, declared beside its code.
+
+    `order` places it among the protocols of a table (the papers' order: knn 10, knn_max 15, linear 20,
+    linear_sgd 30, online_linear 35, semi_supervised 40, transfer_linear 50, transfer_finetune 60); `metrics` are
+    the metrics its rows carry, the first one being the headline. `table` names the preset table of
+    `ssl-bench table` that shows it: "linear" (BYOL Table 1), "knn", "semi" (Table 2: label-fraction columns),
+    "transfer" (Table 3: one column per dataset), or "" for "Other evaluations". `short` names its columns in
+    the end-of-run summary (default: the name). Published rows may use any declared protocol name."""
+
+    name: str
+    label: str
+    order: int
+    metrics: tuple[str, ...] = ("top1", "top5")
+    table: str = ""
+    short: str = ""
 
 
 class Evaluation:
@@ -40,11 +59,16 @@ class Evaluation:
     `evaluate` returns rows: dicts with at least protocol, eval_dataset, metric and value;
     anything else goes into the record's `extra`. A row that did not measure the frozen encoder (it fine-tuned a
     copy, or trained a fresh network) sets `uses_frozen_encoder: False`, so a collapsed encoder does not mark
-    it `collapsed`. An exception raised by `evaluate` becomes one failed row naming it; the suite goes on.
+    it `collapsed`. An exception raised by `evaluate` becomes one failed row naming it; the suite goes on. A
+    protocol that does not apply to a run (online_linear on an untrained baseline) returns a row with status
+    "skipped" and an `error` saying why: it is never retried and tables leave it out.
     """
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    protocols: ClassVar[tuple[Protocol, ...]] = ()  # every `protocol` value its rows may carry
+    # pretrain options it reads back from the run (e.g. "knn_monitor"); validate refuses a suite without them
+    requires_pretrain: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any):
         unknown = set(params) - set(self.defaults)

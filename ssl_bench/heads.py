@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 
@@ -16,6 +17,19 @@ class Block:
     relu: bool = False
     bias: bool = True
     bn_affine: bool = True
+    bn_center: bool = True  # False: the BN learns a scale but no shift (TF's center=False)
+
+
+class Scale(nn.Module):
+    """A learned per-feature scale (gamma without beta): after BatchNorm1d(affine=False) it is TF's
+    batch_normalization(center=False, scale=True)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
 
 
 class MLPHead(nn.Sequential):
@@ -26,7 +40,9 @@ class MLPHead(nn.Sequential):
         for b in blocks:
             layers.append(nn.Linear(b.d_in, b.d_out, bias=b.bias))
             if b.batch_norm:
-                layers.append(nn.BatchNorm1d(b.d_out, affine=b.bn_affine))
+                layers.append(nn.BatchNorm1d(b.d_out, affine=b.bn_affine and b.bn_center))
+                if b.bn_affine and not b.bn_center:
+                    layers.append(Scale(b.d_out))
             if b.relu:
                 layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
@@ -44,10 +60,22 @@ class BYOLHead(MLPHead):
 
 
 class SimCLRHead(MLPHead):
-    """SimCLR v1 projector: Linear(d, h) -> BN -> ReLU -> Linear(h, out)."""
+    """SimCLR projector: Linear(d, h) -> BN -> ReLU -> Linear(h, out).
 
-    def __init__(self, in_dim: int, hidden_dim: int = 2048, out_dim: int = 128):
-        super().__init__([_hidden(in_dim, hidden_dim), Block(hidden_dim, out_dim)])
+    output_bn=True is the official v1 head [SC model_util.py projection_head, linear_layer]: BN after every
+    Linear, no Linear bias (the BN follows), the last BN with a scale but no shift (center=False), weights
+    drawn from N(0, 0.01). [BYOL App. A]: "Contrary to SimCLR, the output of this MLP is not batch normalized."
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int = 2048, out_dim: int = 128, output_bn: bool = False):
+        if not output_bn:
+            super().__init__([_hidden(in_dim, hidden_dim), Block(hidden_dim, out_dim)])
+            return
+        super().__init__([_hidden(in_dim, hidden_dim, bias=False),
+                          Block(hidden_dim, out_dim, batch_norm=True, bias=False, bn_center=False)])
+        for layer in self:
+            if isinstance(layer, nn.Linear):
+                nn.init.normal_(layer.weight, std=0.01)  # [SC model_util.py] random_normal_initializer(.01)
 
 
 class MoCoV2Head(MLPHead):

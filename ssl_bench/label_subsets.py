@@ -4,10 +4,11 @@ A drawn subset takes the same number of images from every class, max(1, round(fr
 at the class size, so a 1% subset of a balanced dataset is about 1% of it (SimCLR's ImageNet 1% list has
 12,811 images, ~13 per class). Subset files hold one entry per line: SimCLR's `1percent.txt` format (image
 file names, matched against an image_folder dataset's paths) or, for in-memory datasets, indices into the
-train split. Blank lines and lines starting with '#' are ignored.
+train split. Blank lines and lines starting with '#' are ignored; a name ending in .gz is read gzip-compressed.
 """
 from __future__ import annotations
 
+import gzip
 import os
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,9 @@ from typing import Sequence
 
 import torch
 
+from .data.bundle import VAL_HOLDOUT
 from .data.splits import stratum_of
+from .data.types import DatasetBundle, ImageSet
 from .errors import UserError
 
 
@@ -54,7 +57,8 @@ def read_subset_file(path: str | os.PathLike) -> list[str]:
     if not p.is_file():
         raise UserError(f"subset_file: {str(p)!r} does not exist; allowed: a text file with one image file name "
                         "per line (SimCLR's 1percent.txt format)")
-    entries = [line.strip() for line in p.read_text().splitlines()]
+    text = gzip.decompress(p.read_bytes()).decode() if p.suffix == ".gz" else p.read_text()
+    entries = [line.strip() for line in text.splitlines()]
     entries = [e for e in entries if e and not e.startswith("#")]
     if not entries:
         raise UserError(f"subset_file: {str(p)!r} has no entries; allowed: one image file name per line")
@@ -117,6 +121,21 @@ def subset_from_file(path: str | os.PathLike, paths: Sequence[str] | None, size:
     entries = read_subset_file(path)
     source = f"subset_file {str(path)!r}"
     return match_names(entries, paths, source) if paths is not None else parse_indices(entries, size, source)
+
+
+def subset_file_split(path: str | os.PathLike, bundle: DatasetBundle) -> tuple[ImageSet, torch.Tensor, ImageSet]:
+    """(pool, indices into pool, val) for a subset file. A folder dataset whose val split was carved out of
+    train/ looks names up in the whole train listing (train + that val hold-out: SimCLR's 1percent.txt names
+    images of all of ImageNet train), and the listed images are taken out of the val it returns, so they never
+    choose hyperparameters. Otherwise: indices (or names) of the train split, val unchanged."""
+    train, val = bundle.train, bundle.val
+    if train.paths is None or val.paths is None or bundle.split_info.get("val", {}).get("made") != VAL_HOLDOUT:
+        return train, subset_from_file(path, train.paths, len(train)), val
+    pool = train.concat(val)
+    idx = subset_from_file(path, pool.paths, len(pool))
+    keep = torch.ones(len(val), dtype=torch.bool)
+    keep[idx[idx >= len(train)] - len(train)] = False
+    return pool, idx, val.subset(keep.nonzero().flatten())
 
 
 def save_subset(out_dir: str | os.PathLike, stem: str, indices: torch.Tensor, paths: Sequence[str] | None,

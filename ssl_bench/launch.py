@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -38,7 +39,10 @@ def init_distributed() -> bool:
         backend = "cpu:gloo,cuda:nccl"
     else:
         backend = "gloo"
-    dist.init_process_group(backend=backend)
+    # Evaluations run on rank 0 alone while the other ranks wait at a barrier: allow them hours, not the
+    # default 10-30 minutes (SSL_BENCH_DIST_TIMEOUT_S, default 6 h)
+    timeout = timedelta(seconds=float(os.environ.get("SSL_BENCH_DIST_TIMEOUT_S", 6 * 3600)))
+    dist.init_process_group(backend=backend, timeout=timeout)
     atexit.register(_shutdown)
     return True
 

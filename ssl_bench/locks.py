@@ -22,8 +22,15 @@ from pathlib import Path
 from typing import Any
 
 LOCK_STALE_S = 120.0  # results appends hold the lock for well under a second; a holder this old has died
-CLAIM_TIMEOUT_S = float(os.environ.get("SSL_BENCH_CLAIM_TIMEOUT_S", "600"))
-HEARTBEAT_S = float(os.environ.get("SSL_BENCH_HEARTBEAT_S", "30"))
+
+
+def claim_timeout_s() -> float:
+    """Seconds without heartbeat after which a claim's owner counts as dead (SSL_BENCH_CLAIM_TIMEOUT_S)."""
+    return float(os.environ.get("SSL_BENCH_CLAIM_TIMEOUT_S", "600"))
+
+
+def heartbeat_interval_s() -> float:
+    return float(os.environ.get("SSL_BENCH_HEARTBEAT_S", "30"))
 
 
 def _identity() -> dict[str, Any]:
@@ -78,7 +85,7 @@ def _dead(holder: dict[str, Any]) -> bool:
     return False
 
 
-def _stale(path: Path, holder: dict[str, Any], timeout_s: float) -> bool:
+def is_stale(path: Path, holder: dict[str, Any], timeout_s: float) -> bool:
     return _dead(holder) or _age(path, holder) > timeout_s
 
 
@@ -101,7 +108,7 @@ class FileLock:
         deadline, wait = time.monotonic() + self.timeout_s, 0.01
         while not _create_exclusive(self.path, {**_identity(), "time": time.time()}):
             holder = read_holder(self.path)
-            if holder is not None and _stale(self.path, holder, self.stale_s) and _break(self.path):
+            if holder is not None and is_stale(self.path, holder, self.stale_s) and _break(self.path):
                 print(f"warning: broke a stale lock {self.path} held by {holder.get('host')}:{holder.get('pid')}",
                       file=sys.stderr)
                 continue
@@ -130,8 +137,8 @@ class Claim:
                  heartbeat_s: float | None = None):
         self.folder = Path(folder)
         self.path = self.folder / f"{name}.json"
-        self.timeout_s = CLAIM_TIMEOUT_S if timeout_s is None else timeout_s
-        self.heartbeat_s = HEARTBEAT_S if heartbeat_s is None else heartbeat_s
+        self.timeout_s = claim_timeout_s() if timeout_s is None else timeout_s
+        self.heartbeat_s = heartbeat_interval_s() if heartbeat_s is None else heartbeat_s
         self.me = {**_identity(), "started": time.time()}
         self.progress: dict[str, Any] = {}
         self._stop = threading.Event()
@@ -144,7 +151,7 @@ class Claim:
             holder = read_holder(self.path)
             if holder is None:
                 continue  # released between our two looks: try again
-            if not _stale(self.path, holder, self.timeout_s) or not _break(self.path):
+            if not is_stale(self.path, holder, self.timeout_s) or not _break(self.path):
                 return False
             self._log_takeover(holder)
         self._thread = threading.Thread(target=self._beat, name=f"claim-{self.path.stem}", daemon=True)

@@ -68,6 +68,10 @@ class Method(nn.Module):
         """EMA coefficient tau after optimizer step `step` (0-based) of `total_steps`."""
         return 1.0
 
+    def record_info(self) -> dict[str, Any]:
+        """Facts every result row of this run should carry (e.g. the checkpoint a `pretrained` run loaded)."""
+        return {}
+
     def encoder(self) -> nn.Module:
         """The network that evaluations probe (the online backbone, never a projector)."""
         return self.backbone

@@ -1,21 +1,66 @@
-"""Classification metrics as pure functions of tensors; every one returns a percentage 0-100."""
+"""Classification metrics as pure functions of tensors; every one returns a percentage 0-100.
+
+Each metric a record may carry is declared once here (`Metric`: table label, short mark, order); tables,
+plots and published rows read these declarations. A plugin writing a metric of its own declares it with
+`register_metric(Metric(...))` in its own file.
+"""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
 import torch
+
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # the record's `metric` value
+    label: str  # table header, e.g. "Top-1"
+    short: str  # mark beside a dataset name where it is that dataset's own metric ("" for plain top-1)
+    order: float  # place along a table axis
+    about: str = ""  # one phrase for table notes
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def register_metric(metric: Metric) -> Metric:
+    return METRICS.register(override=True)(metric)  # idempotent: a plugin file may be imported twice
+
+
+for _m in (Metric("top1", "Top-1", "", 10, "top-1 accuracy"), Metric("top5", "Top-5", "top-5", 20, "top-5 accuracy"),
+           Metric("mean_per_class", "Mean per-class", "mpc", 30, "mean per-class accuracy"),
+           Metric("map11", "mAP (11-pt)", "mAP", 40, "11-point mAP")):
+    register_metric(_m)
+# What classification_metrics below may write: an evaluation built on it declares these for its protocols.
+CLASSIFICATION_METRICS = ("top1", "top5", "mean_per_class", "map11")
 
 
 def topk_accuracy(logits_or_scores: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
     """Share of rows whose true label is among the k highest scores (N x C scores, N int labels)."""
-    if logits_or_scores.dim() != 2 or labels.dim() != 1 or len(labels) != len(logits_or_scores):
+    return _percent(topk_hits(logits_or_scores, labels, k))
+
+
+def topk_hits(scores: torch.Tensor, labels: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Per row: is the true label among the k highest scores (N bools; topk_accuracy is their share in %)."""
+    if scores.dim() != 2 or labels.dim() != 1 or len(labels) != len(scores):
         raise ValueError("topk_accuracy expects N x C scores and N integer labels")
-    n, c = logits_or_scores.shape
+    n, c = scores.shape
     if not 1 <= k <= c:
         raise ValueError(f"topk_accuracy: k={k} must be between 1 and the number of classes {c}")
     if n == 0:
         raise ValueError("topk_accuracy: no samples")
-    top = logits_or_scores.topk(k, dim=1).indices
-    hit = (top == labels.to(top.device).view(-1, 1)).any(dim=1)
-    return 100.0 * hit.double().mean().item()
+    top = scores.topk(k, dim=1).indices
+    return (top == labels.to(top.device).view(-1, 1)).any(dim=1)
+
+
+def _percent(hits: torch.Tensor) -> float:
+    return 100.0 * hits.double().mean().item()
 
 
 def mean_per_class_accuracy(pred: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None) -> float:
@@ -38,21 +83,25 @@ def map11(scores: torch.Tensor, targets: torch.Tensor) -> float:
 
     AP_c = mean over r in {0, 0.1, ..., 1} of max{precision at ranks whose recall >= r} (0 if none),
     as in the PASCAL VOC 2007 devkit. Ranking is by descending score, ties kept in input order.
+    Targets are 1 (present), 0 (absent) or -1 ("difficult" only): a -1 counts neither as a hit nor as a false
+    positive, as the devkit's VOCevalcls (`tp = gt > 0; fp = gt < 0`, its gt being 1 / -1 / 0 for present /
+    absent / difficult) ignores difficult images.
     Classes without any positive target are skipped (their AP is undefined).
     """
     if scores.shape != targets.shape or scores.dim() != 2:
-        raise ValueError("map11 expects N x K scores and N x K {0,1} targets")
+        raise ValueError("map11 expects N x K scores and N x K {1, 0, -1} targets")
     if scores.shape[0] == 0:
         raise ValueError("map11: no samples")
     order = scores.double().argsort(dim=0, descending=True, stable=True)
-    hits = targets.to(scores.device).double().gather(0, order)  # N x K, ranked per class
+    ranked = targets.to(scores.device).double().gather(0, order)  # N x K, ranked per class
+    hits = (ranked > 0).double()
     tp = hits.cumsum(dim=0)
-    rank = torch.arange(1, len(hits) + 1, dtype=torch.float64, device=hits.device).view(-1, 1)
+    rank = (ranked >= 0).double().cumsum(dim=0)  # tp + fp: difficult entries are skipped
     npos = tp[-1]
     keep = npos > 0
     if not bool(keep.any()):
         raise ValueError("map11: no class has a positive target")
-    precision = (tp / rank)[:, keep]
+    precision = torch.where(rank > 0, tp / rank.clamp(min=1), 0.0)[:, keep]
     recall = (tp / npos.clamp(min=1))[:, keep]
     # Interpolated precision: the best precision at this rank or any later (higher-recall) one.
     envelope = precision.flip(0).cummax(dim=0).values.flip(0)
@@ -72,13 +121,67 @@ def classification_metrics(scores: torch.Tensor, labels: torch.Tensor, dataset_m
     """The numbers an evaluation reports for one test split, keyed by the record's metric name.
 
     Single-label: top1, top5 when there are more than 5 classes, and mean_per_class when that is the
-    dataset's own metric. Multi-label (N x K {0,1} labels): map11 only.
+    dataset's own metric. Multi-label (N x K {1, 0, -1} labels): map11 only. Inside `collect_evidence()` the
+    per-image evidence of these numbers is kept as well (see there).
     """
     if labels.dim() == 2:
-        return {"map11": map11(scores, labels)}
-    out = {"top1": topk_accuracy(scores, labels, 1)}
-    if scores.shape[1] > 5:
-        out["top5"] = topk_accuracy(scores, labels, 5)
-    if dataset_metric == "mean_per_class":
-        out["mean_per_class"] = mean_per_class_accuracy(scores.argmax(dim=1), labels, scores.shape[1])
+        out = {"map11": map11(scores, labels)}
+        arrays = {"scores": scores, "labels": labels}
+    else:
+        hits = {"top1": topk_hits(scores, labels, 1)}
+        if scores.shape[1] > 5:
+            hits["top5"] = topk_hits(scores, labels, 5)
+        out = {m: _percent(h) for m, h in hits.items()}
+        arrays = {"labels": labels, **hits}
+        if dataset_metric == "mean_per_class":
+            pred = scores.argmax(dim=1)
+            out["mean_per_class"] = mean_per_class_accuracy(pred, labels, scores.shape[1])
+            arrays["pred"] = pred
+    sink = _EVIDENCE.get()
+    if sink is not None:
+        sink.append(Evidence(out, {k: _compact(k, v) for k, v in arrays.items()}))
     return out
+
+
+# --- per-image evidence: what a bootstrap over the test images needs (ssl_bench.stats, ssl_bench.evidence) -------
+
+@dataclass(frozen=True)
+class Evidence:
+    """One classification_metrics call: the dict it returned (its float objects are the rows' values, which is
+    how ssl_bench.evidence finds the rows they belong to) and per-image arrays from which ssl_bench.stats
+    recomputes each value exactly: labels; top1 / top5 hits (bools); pred (argmax) for mean_per_class;
+    scores and {1, 0, -1} labels for map11."""
+
+    values: dict[str, float]
+    arrays: dict[str, np.ndarray]
+
+
+_EVIDENCE: ContextVar[list[Evidence] | None] = ContextVar("ssl_bench_evidence", default=None)
+
+
+@contextmanager
+def collect_evidence(enabled: bool = True) -> Iterator[list[Evidence]]:
+    """Within the block, every classification_metrics call appends its Evidence to the yielded list (nothing is
+    kept when not enabled, or outside such a block: the metrics then cost what they always did)."""
+    calls: list[Evidence] = []
+    token = _EVIDENCE.set(calls if enabled else None)
+    try:
+        yield calls
+    finally:
+        _EVIDENCE.reset(token)
+
+
+def _compact(name: str, t: torch.Tensor) -> np.ndarray:
+    """Smallest exact numpy form: bools stay bools; map11's scores float32, or float64 when they were (it ranks
+    by them: no rounding that could reorder two images); labels / predictions the narrowest int holding them."""
+    a = t.detach().cpu()
+    if a.dtype == torch.bool:
+        return a.numpy()
+    if name == "scores":
+        return a.numpy() if a.dtype == torch.float64 else a.float().numpy()
+    a = a.long()  # float-typed multi-label targets are {1, 0, -1}
+    lo, hi = (int(a.min()), int(a.max())) if a.numel() else (0, 0)
+    for dtype in (np.int8, np.int16, np.int32):
+        if np.iinfo(dtype).min <= lo and hi <= np.iinfo(dtype).max:
+            return a.numpy().astype(dtype)
+    return a.numpy()

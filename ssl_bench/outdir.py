@@ -18,7 +18,7 @@ from .results_store import LOCK_FILE, RESULTS_FILE, UNREADABLE_FILE, now
 MARKER = ".ssl-bench"
 # What `ssl-bench run` (and report / plots) write at the top of an output folder; nothing else is deleted.
 OWN_ENTRIES = (RESULTS_FILE, UNREADABLE_FILE, LOCK_FILE, "runs", "claims", "plots", "report.html", "suite.yaml",
-               "suite_timing.json", "label_subsets", "logs")
+               "suite_timing.json", "label_subsets", "logs", "matrix.json", "report.html.lock")
 
 
 def is_ours(out: Path) -> bool:

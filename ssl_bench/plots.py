@@ -1,4 +1,5 @@
 """Plots of a result folder as PNG (matplotlib Agg, no display): label fraction, training curves, transfer bars.
+Result plots carry the tables' confidence intervals as error bars; training curves a band of +- one std.
 
 Figures are built with matplotlib.figure.Figure directly (never pyplot), so no global backend or state is touched.
 """
@@ -14,8 +15,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .engine.metrics_log import MetricsLog
-from .tables.layouts import TRANSFER_TITLE, add_target, own_metric, transfer_mask
-from .tables.vocab import DATASET_LABEL, METRIC_SHORT, TRANSFER_ORDER
+from .tables.aggregate import aggregate
+from .tables.layouts import add_target, own_metric, transfer_mask, transfer_title
+from .tables.uncertainty import Uncertainty
+from .tables.vocab import dataset_label, sort_key
 
 PLOTS_DIR = "plots"
 
@@ -33,8 +36,24 @@ def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["status"] == "ok") & df["value"].notna()]
 
 
-def label_fraction_figure(df: pd.DataFrame) -> Figure | None:
-    """Semi-supervised top-1 against the fraction of labels (log x), mean +- std over seeds, one line per method."""
+def ci_bars(part: pd.DataFrame, by: str, unc: Uncertainty | None = None) -> pd.DataFrame:
+    """Per value of `by`: the mean over seeds and how far the cell's confidence interval (the tables' --ci: Student
+    t over 2+ seeds, else the bootstrap over the test images) reaches below and above it; 0 where there is none."""
+    unc = unc or Uncertainty(ci=True)
+    with warnings.catch_warnings():  # the tables already warn about cells that mix settings
+        warnings.simplefilter("ignore")
+        agg = aggregate(part, [by], [])
+    bounds = [unc.interval(s)[:2] if s else (np.nan, np.nan) for s in agg["_samples"]]
+    lo, hi = (np.array(b, dtype=float) for b in zip(*bounds)) if bounds else (np.array([]), np.array([]))
+    mean = agg["mean"].to_numpy(dtype=float)
+    out = pd.DataFrame({"mean": mean, "below": np.nan_to_num(mean - lo), "above": np.nan_to_num(hi - mean)},
+                       index=agg[by].to_numpy())
+    return out.sort_index()
+
+
+def label_fraction_figure(df: pd.DataFrame, unc: Uncertainty | None = None) -> Figure | None:
+    """Semi-supervised top-1 against the fraction of labels (log x), mean over seeds with confidence-interval bars,
+    one line per method."""
     semi = _ok(df[(df["protocol"] == "semi_supervised") & (df["metric"] == "top1")])
     if semi.empty:
         return None
@@ -42,8 +61,8 @@ def label_fraction_figure(df: pd.DataFrame) -> Figure | None:
     fig = Figure(figsize=(6, 4), dpi=100)
     ax = fig.add_subplot()
     for name, part in semi.groupby("series", sort=False):
-        stats = part.groupby("label_fraction")["value"].agg(["mean", "std"]).sort_index()
-        ax.errorbar(stats.index * 100, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
+        stats = ci_bars(part, "label_fraction", unc)
+        ax.errorbar(stats.index * 100, stats["mean"], yerr=[stats["below"], stats["above"]], marker="o", capsize=3,
                     label=name)
     ax.set_xscale("log")
     ticks = sorted(semi["label_fraction"].dropna().unique() * 100)
@@ -127,8 +146,9 @@ def _curve(ax, part: pd.DataFrame, col: str, color: str, label: str) -> None:
         ax.fill_between(x, stats["mean"] - std, stats["mean"] + std, color=color, alpha=0.2)
 
 
-def transfer_figure(df: pd.DataFrame) -> Figure | None:
-    """Grouped bars per transfer dataset (its own metric), one bar per method, one panel per transfer protocol."""
+def transfer_figure(df: pd.DataFrame, unc: Uncertainty | None = None) -> Figure | None:
+    """Grouped bars per transfer dataset (its own metric), one bar per method, one panel per transfer protocol;
+    error bars: the confidence interval of each mean (see ci_bars)."""
     df = add_target(df)
     tr = _ok(df[transfer_mask(df)])
     if tr.empty:
@@ -139,22 +159,20 @@ def transfer_figure(df: pd.DataFrame) -> Figure | None:
     for i, protocol in enumerate(protocols):
         ax = fig.add_subplot(len(protocols), 1, i + 1)
         part = tr[tr["protocol"] == protocol]
-        sets = sorted(part["eval_dataset"].unique(),
-                      key=lambda d: (TRANSFER_ORDER.index(d) if d in TRANSFER_ORDER else 99, d))
+        seen = {d: i for i, d in enumerate(part["eval_dataset"].unique())}
+        sets = sorted(seen, key=lambda d: sort_key("eval_dataset", d, seen))  # the datasets' declared order
         series = list(dict.fromkeys(part["series"]))
         width = 0.8 / len(series)
         for j, name in enumerate(series):
-            stats = part[part["series"] == name].groupby("eval_dataset")["value"].agg(["mean", "std"])
-            stats = stats.reindex(sets)
+            stats = ci_bars(part[part["series"] == name], "eval_dataset", unc).reindex(sets)
             x = np.arange(len(sets)) + (j - (len(series) - 1) / 2) * width
-            ax.bar(x, stats["mean"], width, yerr=stats["std"].fillna(0), capsize=2, label=name)
+            ax.bar(x, stats["mean"], width, yerr=[stats["below"].fillna(0), stats["above"].fillna(0)], capsize=2,
+                   label=name)
         metrics = part.groupby("eval_dataset")["metric"].first()
         ax.set_xticks(np.arange(len(sets)))
-        ax.set_xticklabels([DATASET_LABEL.get(d, d) + ("" if metrics[d] == "top1" else
-                                                          f"\n({METRIC_SHORT.get(metrics[d], metrics[d])})")
-                            for d in sets], fontsize=8)
+        ax.set_xticklabels([dataset_label(d, metrics[d]).replace(" (", "\n(") for d in sets], fontsize=8)
         ax.set_ylabel("accuracy (%)")
-        ax.set_title(TRANSFER_TITLE.get(protocol, f"Transfer ({protocol})"), fontsize=10)
+        ax.set_title(transfer_title(protocol), fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -169,7 +187,8 @@ def png_bytes(fig: Figure) -> bytes:
 
 def make_figures(out_dir: str | Path, df: pd.DataFrame) -> dict[str, Figure]:
     """Every plot the folder has data for, by file stem."""
-    figs = {"label_fraction": label_fraction_figure(df), "transfer": transfer_figure(df)}
+    unc = Uncertainty(ci=True)  # one for both plots: each evidence file is resampled once
+    figs = {"label_fraction": label_fraction_figure(df, unc), "transfer": transfer_figure(df, unc)}
     try:
         figs["training"] = training_figure(run_logs(out_dir, df))
     except (OSError, ValueError, KeyError) as exc:  # a damaged log must not cost the tables

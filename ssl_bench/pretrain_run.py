@@ -8,7 +8,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +17,20 @@ import torch
 from torch import nn
 
 from . import distributed as dist
-from .backbones import create_backbone
+from .create import create_backbone, create_dataset, create_evaluation, create_method
 from .data.augment import MultiViewAugment, ViewRecipe
-from .data.datasets import load_dataset
 from .data.types import DatasetBundle
 from .engine import checkpoint
+from .engine.monitors import training_monitors
+from .engine.compute import compute_record, flops_per_image
 from .engine.trainer import TrainingDiverged, TrainSettings, pretrain
-from .errors import DatasetUnavailableError
+from .errors import DatasetUnavailableError, UserError
 from .evaluation import EvalContext
+from .evidence import save_evidence
 from .features import collapse_score, feature_cache, freeze
 from .method import Method
-from .registry import EVALUATIONS, METHODS
+from .metrics import collect_evidence
+from .registry import METHODS
 from .results_store import ResultsStore
 from .run_config import RunSpec, eval_key
 from .run_record import RunRecorder, say
@@ -60,6 +63,7 @@ class Built:
     image_size: int
     cls: type
     method: Method = None  # type: ignore[assignment]  # set by build()
+    train_state: dict = field(default_factory=dict)  # trained beside the method (online head): into final.pt
 
     def new_backbone(self) -> nn.Module:
         s = self.spec.backbone
@@ -70,11 +74,12 @@ class Built:
         """Initialised as build() does, leaving the global RNG as it was (training after it stays bit-identical)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.spec.seed)
-            return self.cls(self.new_backbone(), num_classes=self.bundle.num_classes, **self.spec.method.params)
+            return create_method(self.spec.method.name, self.new_backbone(), self.bundle.num_classes,
+                                 **self.spec.method.params)
 
 
 def _get_dataset(env: RunEnv, name: str, params: dict[str, Any] | None = None) -> DatasetBundle:
-    return load_dataset(name, env.suite.data_root, env.suite.download, **(params or {}))
+    return create_dataset(name, env.suite.data_root, env.suite.download, **(params or {}))
 
 
 def pending_evaluations(spec: RunSpec, suite: Suite, done: set[tuple[str, str]]) -> list[tuple[EvalSpec, str]]:
@@ -97,15 +102,23 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
         bundle = _get_dataset(env, spec.dataset.name, spec.dataset.params)
     except DatasetUnavailableError as exc:
         return recorder.fail_all(todo, str(exc))
-    built = build(spec, bundle)
+    try:
+        built = build(spec, bundle)
+    except UserError as exc:  # e.g. a released checkpoint that does not fit this backbone: this run only
+        print(f"warning: {spec.run_id}: {exc}", file=sys.stderr, flush=True)
+        return recorder.fail_all(todo, str(exc))
     stats, error = pretrain_or_load(built, env, run_dir)
     recorder.extra = {"image_size": built.image_size, "split_info": bundle.split_info,
-                      "pretrain_time_s": (stats or {}).get("train_time_s", 0.0)}
+                      "pretrain_time_s": (stats or {}).get("train_time_s", 0.0), **built.method.record_info(),
+                      **compute_record(stats, spec.pretrain["batch_size"], env.device)}
     if error is not None:
         return recorder.fail_all(todo, error)
-    ctx, score = freeze_for_evaluation(built, env, run_dir)
-    recorder.set_collapse_score(score, collapsed=score < COLLAPSE_THRESHOLD)
-    evaluate_all(todo, ctx, recorder, spec.seed)
+    if dist.is_main():  # evaluations run once, on rank 0 alone; the other ranks wait at the barrier below
+        with dist.local_only():
+            ctx, score = freeze_for_evaluation(built, env, run_dir)
+            recorder.set_collapse_score(score, collapsed=score < COLLAPSE_THRESHOLD)
+            evaluate_all(todo, ctx, recorder, spec.seed)
+    dist.barrier()
 
 
 def build(spec: RunSpec, bundle: DatasetBundle) -> Built:
@@ -113,7 +126,7 @@ def build(spec: RunSpec, bundle: DatasetBundle) -> Built:
     image_size = spec.dataset.image_size or bundle.native_size
     built = Built(spec, bundle, image_size, METHODS.get(spec.method.name))
     torch.manual_seed(spec.seed)
-    built.method = built.cls(built.new_backbone(), num_classes=bundle.num_classes, **spec.method.params)
+    built.method = create_method(spec.method.name, built.new_backbone(), bundle.num_classes, **spec.method.params)
     return built
 
 
@@ -132,7 +145,7 @@ def pretrain_or_load(built: Built, env: RunEnv, run_dir: Path) -> tuple[dict | N
             _write_run_json(built, run_dir, stats)
             return stats, f"pretraining diverged: {exc}"
         if dist.is_main():
-            checkpoint.save_atomic({"model": built.method.state_dict(), "stats": stats}, final)
+            checkpoint.save_atomic({"model": built.method.state_dict(), "stats": stats, **built.train_state}, final)
         dist.barrier()  # every rank reads the file rank 0 wrote
         if not _load_final(built, final):
             return stats, f"{final} did not load back after it was written"
@@ -160,7 +173,7 @@ def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
     recipes = [ViewRecipe.from_dict(v, f"methods.{spec.method.name}.augment") for v in spec.method.views]
     augment = MultiViewAugment(recipes, built.image_size, bundle.mean, bundle.std,
                                blur_small_images=spec.method.blur_small_images)
-    # SyncBN on a copy: evaluations that fine-tune the encoder afterwards (redundantly on every rank) must see
+    # SyncBN on a copy: evaluations that fine-tune the encoder afterwards (on rank 0 alone) must see
     # plain BatchNorm again; the state_dict keys are the same, so the weights are copied back after training.
     model = method = built.method
     if dist.world_size() > 1 and p["sync_bn"]:
@@ -169,8 +182,12 @@ def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
                              device=env.device, amp_dtype=env.amp_dtype, channels_last=p["channels_last"],
                              num_workers=p["num_workers"], seed=spec.seed, log_every=p["log_every"],
                              metrics_format=p["metrics_format"], progress=env.progress, compile=p["compile"])
-    stats = pretrain(model, bundle.train, augment, settings, run_dir, resume=env.resume,
-                     label=f"{spec.method.name}/s{spec.seed}")
+    flops = flops_per_image(method, bundle.pretrain_images, augment, env.device) if dist.is_main() else None
+    knn, online = training_monitors(p, model, bundle, built.image_size, env.device, spec.seed, spec.method.epochs)
+    stats = pretrain(model, bundle.pretrain_images, augment, settings, run_dir, resume=env.resume,
+                     label=f"{spec.method.name}/s{spec.seed}", on_epoch_end=knn, online_head=online)
+    stats["flops_per_image"] = flops
+    built.train_state = {"online_linear": online.state_dict()} if online is not None else {}
     dist.broadcast_module(model)  # one model on every rank (plain-BN running stats drift apart per rank)
     if model is not method:
         method.load_state_dict(model.state_dict())
@@ -192,11 +209,11 @@ def freeze_for_evaluation(built: Built, env: RunEnv, run_dir: Path) -> tuple[Eva
     features = feature_cache(encoder, get_dataset, image_size=built.image_size, in_chans=bundle.channels,
                              mean=bundle.mean, std=bundle.std, device=env.device)
     score = collapse_score(features(spec.dataset.name, "val")[0])
-    ctx = EvalContext(encoder=encoder, feature_dim=encoder.num_features, method=spec.method.name,
+    ctx = EvalContext(encoder=encoder, feature_dim=encoder.num_features,
                       method_needs_labels=built.cls.needs_labels, seed=spec.seed, device=env.device,
                       pretrain=bundle, image_size=built.image_size, in_chans=bundle.channels, mean=bundle.mean,
                       std=bundle.std, out_dir=str(run_dir), get_dataset=get_dataset, features=features,
-                      new_encoder=new_encoder)
+                      new_encoder=new_encoder, save_predictions=env.suite.output.get("predictions", True))
     return ctx, score
 
 
@@ -204,7 +221,9 @@ def evaluate_all(todo: list[tuple[EvalSpec, str]], ctx: EvalContext, recorder: R
                  seed: int) -> None:
     for e, key in todo:
         t0 = time.perf_counter()
-        rows = run_evaluation(e, ctx, seed)
+        with collect_evidence(ctx.save_predictions) as calls:  # per-image evidence for intervals and tests
+            rows = run_evaluation(e, ctx, seed)
+        save_evidence(rows, calls, ctx.out_dir, key)
         recorder.record(rows, e, key, time.perf_counter() - t0)
 
 
@@ -214,15 +233,23 @@ def run_evaluation(e: EvalSpec, ctx: EvalContext, seed: int) -> list[dict[str, A
     disk, since nothing more could be recorded."""
     seed_everything(seed)  # each evaluation starts from the same RNG state, whatever ran before it
     try:
-        return EVALUATIONS.get(e.name)(**e.params).evaluate(ctx)
+        return create_evaluation(e.name, **e.params).evaluate(ctx)
     except Exception as exc:  # noqa: BLE001 - KeyboardInterrupt / SystemExit are BaseExceptions: not caught
         if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
             raise
-        error = f"{type(exc).__name__}: {exc}"
+        error = _one_line(exc)
     if dist.is_main():
         print(f"warning: evaluation {e.name} failed ({(error.splitlines() or [''])[0][:200]}); recorded as a "
               "failed row, going on", file=sys.stderr, flush=True)
     return [{"status": "failed", "error": error}]
+
+
+def _one_line(exc: Exception) -> str:
+    """`Type: message`; a DataLoader worker's re-raised error keeps only its last line (the original message)."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        text = [line for line in text.splitlines() if line.strip()][-1]
+    return f"{type(exc).__name__}: {text}"
 
 
 def seed_everything(seed: int) -> None:

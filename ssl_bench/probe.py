@@ -33,7 +33,9 @@ def logistic_objective(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: tor
     """Mean data loss plus (l2 / 2) ||W||^2; W is K x D, b is K."""
     logits = x @ w.T + b
     if y.dim() == 2:
-        data = F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="sum") / len(x)
+        # multi-label targets 1 / 0, and -1 (VOC "difficult" only, ignored as by the devkit) left out
+        data = F.binary_cross_entropy_with_logits(logits, (y > 0).to(logits.dtype), (y >= 0).to(logits.dtype),
+                                                  reduction="sum") / len(x)
     else:
         data = F.cross_entropy(logits, y)
     return data + 0.5 * l2 * w.pow(2).sum()

@@ -1,4 +1,5 @@
-"""One generic registry for every plugin kind, timm-style: decorator in, `create_*` out.
+"""One generic registry for every plugin kind, timm-style: decorator in, `create_*` out (ssl_bench.create:
+create_method / create_backbone / create_evaluation / create_dataset look up, check params and build).
 
 Built-in plugins are imported lazily on first lookup; third-party plugins come from the
 `ssl_bench.plugins` entry-point group or from a suite's `plugins:` list (module names, or .py files beside
@@ -12,6 +13,7 @@ import importlib.util
 import os
 import re
 import sys
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -82,15 +84,67 @@ class Registry(Generic[T]):
         return iter(sorted(self._items.items()))
 
 
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What tables, plots and published rows need to know about a dataset, declared where it is registered.
+    A field left None is unset: `display`, `headline` fall back to the name and top-1, `order` to appearance."""
+
+    name: str
+    label: str | None = None  # display name, e.g. "Aircraft"
+    metric: str | None = None  # headline metric: mean_per_class (Aircraft, Pets, ...), map11 (VOC2007), else top1
+    order: float | None = None  # place along a table axis (BYOL Table 3's column order); None: after those set
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+    @property
+    def headline(self) -> str:
+        return self.metric or "top1"
+
+    def updated(self, other: "DatasetInfo") -> "DatasetInfo":
+        """This info with the fields `other` sets."""
+        return replace(self, **{f: getattr(other, f) for f in ("label", "metric", "order")
+                                if getattr(other, f) is not None})
+
+
 METHODS: Registry[Any] = Registry("method")
 BACKBONES: Registry[Any] = Registry("backbone")
 EVALUATIONS: Registry[Any] = Registry("evaluation")
-DATASETS: Registry[Any] = Registry("dataset")
+DATASETS: Registry[Any] = Registry("dataset")  # loaders
+DATASET_INFO: Registry[DatasetInfo] = Registry("dataset")  # every dataset tables may name, with or without a loader
 
 register_method = METHODS.register
 register_backbone = BACKBONES.register
 register_evaluation = EVALUATIONS.register
-register_dataset = DATASETS.register
+
+
+def register_dataset(name: str | None = None, *, label: str | None = None, metric: str | None = None,
+                     order: float | None = None, override: bool = False) -> Callable[[T], T]:
+    """Register a dataset loader and declare, in the same line, its display label, headline metric and table
+    order (see DatasetInfo). Fields left out keep what `declare_dataset` said about the name, if anything."""
+
+    def deco(fn: T) -> T:
+        key = name or getattr(fn, "name", None) or fn.__name__  # type: ignore[attr-defined]
+        DATASETS.register(key, override=override)(fn)
+        _declare(DatasetInfo(key, label, metric, order), wins=True)
+        return fn
+
+    return deco
+
+
+def declare_dataset(name: str, *, label: str | None = None, metric: str | None = None,
+                    order: float | None = None) -> None:
+    """Declare a dataset that published rows name but that has no loader here (ImageNet, Birdsnap, ...), so tables
+    label and order it; a loader registered under the name keeps these fields unless it sets its own."""
+    _declare(DatasetInfo(name, label, metric, order), wins=False)
+
+
+def _declare(info: DatasetInfo, wins: bool) -> None:
+    old = DATASET_INFO._items.get(info.name)  # no lookup: this runs while the built-ins are being imported
+    if old is not None:
+        info = old.updated(info) if wins else info.updated(old)
+    DATASET_INFO._items[info.name] = info
 
 REGISTRIES = {"methods": METHODS, "backbones": BACKBONES, "evaluations": EVALUATIONS, "datasets": DATASETS}
 

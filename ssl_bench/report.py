@@ -12,9 +12,22 @@ from .errors import UserError
 from .plots import PLOTS_DIR, make_figures, png_bytes
 
 REPORT_FILE = "report.html"
-CAPTIONS = {"training": "Training loss per epoch (mean over seeds, band: +- std) and kNN top-1 when logged.",
-            "label_fraction": "Semi-supervised top-1 against the fraction of labels (mean +- std over seeds).",
-            "transfer": "Transfer: each dataset's own metric per method (mean +- std over seeds)."}
+CAPTIONS = {"training": "Training loss per epoch (mean over seeds, band: +- one std over seeds) and kNN top-1 when "
+                         "logged.",
+            "label_fraction": "Semi-supervised top-1 against the fraction of labels (mean over seeds, bars: 95% "
+                              "confidence intervals).",
+            "transfer": "Transfer: each dataset's own metric per method (mean over seeds, bars: 95% confidence "
+                        "intervals)."}
+_BARS = ("bars are 95% confidence intervals of the mean (Student t over seeds; with one seed, a bootstrap over the "
+         "test images; no bar: one seed without saved predictions). Overlapping bars do not make two methods "
+         "equal: the tables' † marks and `ssl-bench compare` use paired tests (same seeds, same test images).")
+HOW_TO_READ = {"training": "each method has its own loss, so compare the shape of a curve (still falling, flat, "
+                           "diverging), not its height against another method's; the kNN panel is comparable across "
+                           "methods (higher is better). The band is the spread over seeds, not a confidence interval.",
+               "label_fraction": "higher is better; the gap between lines at 1% of labels is what the pretraining "
+                                 "adds when labels are scarce; " + _BARS,
+               "transfer": "higher is better; compare bars within one dataset (datasets differ in difficulty and "
+                           "metric); " + _BARS}
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table.ssl-table { border-collapse: collapse; margin: 1em 0 0.3em; font-size: 0.92em; }
@@ -25,14 +38,17 @@ table.ssl-table td.key { text-align: left; }
 table.ssl-table tr.reported td { color: #555; font-style: italic; }
 p.footnote { font-size: 0.8em; color: #555; max-width: 60em; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; } figcaption { font-size: 0.85em; color: #555; }
+figcaption .how { font-style: italic; }
 pre { background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; font-size: 0.8em; }
 """
 
 
 def _img(name: str, png: bytes) -> str:
     data = base64.b64encode(png).decode("ascii")
+    how = f'<br><span class="how">How to read this: {html.escape(HOW_TO_READ[name])}</span>' \
+        if name in HOW_TO_READ else ""
     return (f'<figure><img alt="{html.escape(name)} plot" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(CAPTIONS.get(name, name))}</figcaption></figure>")
+            f"<figcaption>{html.escape(CAPTIONS.get(name, name))}{how}</figcaption></figure>")
 
 
 def _failures(df: pd.DataFrame) -> str:
@@ -68,7 +84,7 @@ def build_report(out_dir: str | Path) -> tuple[str, dict[str, bytes]]:
             f"<p>Folder <code>{html.escape(str(out_dir))}</code>; {n_runs} pretraining runs, {len(df)} result "
             f"records; generated {stamp}.</p>",
             "<h2>Summary</h2>", summary(df, fmt="html"),
-            "<h2>Tables</h2>", render(df, layout="auto", fmt="html", with_published=True)]
+            "<h2>Tables</h2>", render(df, layout="auto", fmt="html", with_published=True, ci=True)]
     if pngs:
         body += ["<h2>Plots</h2>"] + [_img(name, png) for name, png in pngs.items()]
     body += ["<h2>Failures</h2>", _failures(df)]

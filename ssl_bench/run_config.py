@@ -12,6 +12,10 @@ from .suite import BackboneSpec, DatasetSpec, MethodSpec, Suite
 
 # Settings that change what is trained; device, workers and logging do not.
 TRAINING_KEYS = ("batch_size", "amp", "sync_bn")
+# Monitors add to what a run writes (the kNN curve in metrics.jsonl, the online head in final.pt) without
+# changing its weights: in the config only when on, so the hashes of runs without them stay as they were, and a
+# run trained without one is never reused by a suite that needs it (knn_max, online_linear read them back).
+MONITOR_KEYS = ("knn_monitor", "online_linear")
 
 
 @dataclass
@@ -30,6 +34,7 @@ class RunSpec:
             "small_stem": self.backbone.small_stem, "dataset": self.dataset.name,
             "image_size": self.dataset.image_size, "dataset_params": self.dataset.params, "seed": self.seed,
             **{k: self.pretrain[k] for k in TRAINING_KEYS},
+            **{k: self.pretrain[k] for k in MONITOR_KEYS if self.pretrain.get(k)},
         }
 
     @property
@@ -50,7 +55,7 @@ class RunSpec:
 
 
 def expand(suite: Suite, amp: str | None = None) -> list[RunSpec]:
-    """methods x backbones x datasets x seeds, in that nesting order.
+    """datasets x backbones x methods x seeds, outermost first (all seeds of a method run back to back).
 
     `amp` is the precision training really uses ("off", "fp16" or "bf16", see amp_name); the hash sees it
     instead of "auto", so a folder resumed on hardware that resolves auto otherwise gets new run ids rather

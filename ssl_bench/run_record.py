@@ -24,7 +24,7 @@ class RunRecorder:
         self.extra: dict[str, Any] = {}
         self.collapsed = False
         self.base = {"suite": suite_name, "run_id": spec.run_id, "config_hash": spec.config_hash,
-                     "setting_hash": spec.setting_hash,
+                     "setting_hash": spec.setting_hash, "batch_size": spec.pretrain["batch_size"],
                      "method": spec.method.label, "method_name": spec.method.name, "backbone": spec.backbone.label,
                      "pretrain_dataset": spec.dataset.name, "seed": spec.seed, "epochs": spec.method.epochs,
                      "method_params": spec.method.params, "optim": spec.method.optim, "augment": spec.method.views,

@@ -11,11 +11,12 @@ import torch
 
 from . import distributed as dist
 from .errors import UserError
-from .locks import Claim
 from .outdir import check_reusable, clear_own_entries, inside, is_ours, write_marker
-from .pretrain_run import RunEnv, execute_run
+from .pretrain_run import RunEnv
 from .results_store import ResultsStore
-from .run_config import RunSpec, amp_name, eval_key, expand
+from .run_config import amp_name, expand
+from .status import write_matrix
+from .worker import say, work_through
 from .suite import Suite
 
 
@@ -48,7 +49,8 @@ def cpu_has_native_bf16() -> bool:
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     """auto: bf16 on GPUs that support it (fp16 otherwise); on CPUs only with native bf16 instructions.
 
-    Measured on a 2-core AVX2 CPU without avx512_bf16: bf16 autocast made a BYOL step 8x slower.
+    Measured on a 2-core AVX2 CPU without avx512_bf16: bf16 autocast made a BYOL step about 10x slower
+    (emulated; README Hardware notes).
     """
     if amp == "off":
         return None
@@ -79,47 +81,17 @@ def prepare_out_dir(out: Path, suite: Suite, resume: bool, overwrite: bool) -> N
         write_marker(out)
         ResultsStore(out).repair()
         src = Path(suite.path)
-        if src.is_file():
-            shutil.copyfile(src, out / "suite.yaml")
+        if src.is_file():  # temp + rename: concurrent workers never see a half-copied suite.yaml
+            tmp = out / f"suite.yaml.tmp{os.getpid()}"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, out / "suite.yaml")
     dist.barrier()
 
 
-def _say(msg: str) -> None:
-    if dist.is_main():
-        print(msg, flush=True)
-
-
-def _claim(out: Path, run_id: str) -> Claim | None:
-    """Claim the run for this worker (rank 0 decides for a torchrun group); None if another worker holds it."""
-    claim = Claim(out / "claims", run_id) if dist.is_main() else None
-    mine = [claim.acquire() if claim is not None else False]
-    if dist.is_dist():
-        import torch.distributed as tdist
-
-        tdist.broadcast_object_list(mine, src=0)
-    if not mine[0]:
-        return None
-    return claim or Claim(out / "claims", run_id)  # other ranks hold a stand-in they never acquire
-
-
-def _execute_claimed(spec: RunSpec, env: RunEnv, waiting: list[str]) -> None:
-    if env.store.done_keys() >= {(spec.run_id, eval_key(e.name, e.params)) for e in env.suite.evaluations}:
-        _say(f"[skip] {spec.run_id}: every evaluation already recorded")
-        return
-    claim = _claim(env.out_dir, spec.run_id)
-    if claim is None:
-        holder = Claim(env.out_dir / "claims", spec.run_id).held_by() or {}
-        _say(f"[busy] {spec.run_id}: held by {holder.get('host')}:{holder.get('pid')}; left to that worker")
-        waiting.append(spec.run_id)
-        return
-    try:
-        execute_run(spec, env, env.store.done_keys())  # re-read: another worker may have finished it
-    finally:
-        if dist.is_main():
-            claim.release()
-
-
-def run_suite(suite: Suite, out: Path, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
+def run_suite(suite: Suite, out: Path, resume: bool = False, overwrite: bool = False, progress: bool = True,
+              wait: bool = True) -> Path:
+    """Pretrain and evaluate every run of the suite that no other worker holds; with `wait`, also wait for (and
+    take over, when their owner died) the runs other workers hold, so the matrix is complete on return."""
     if suite.pretrain["batch_size"] % dist.world_size():
         raise UserError(f"pretrain.batch_size: bad value {suite.pretrain['batch_size']}; allowed: a multiple of the "
                         f"number of processes ({dist.world_size()}), since it is the global batch")
@@ -131,13 +103,11 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, overwrite: bool = F
     prepare_out_dir(out, suite, resume, overwrite)
     env = RunEnv(suite, out, ResultsStore(out), device, amp_dtype, resume, progress)
     t0 = time.perf_counter()
-    _say(f"suite '{suite.name}': {len(runs)} runs x {len(suite.evaluations)} evaluations -> {out} "
+    say(f"suite '{suite.name}': {len(runs)} runs x {len(suite.evaluations)} evaluations -> {out} "
          f"(device {device}, amp {env.amp_dtype or 'off'}, {dist.world_size()} process(es))")
-    waiting: list[str] = []
-    for spec in runs:
-        _execute_claimed(spec, env, waiting)
-    if waiting:
-        _say(f"{len(waiting)} run(s) are held by other workers; they write their own rows (see {out / 'claims'})")
+    if dist.is_main():
+        write_matrix(out, suite, runs)
+    work_through(runs, env, wait=wait)
     if dist.is_main():
         (out / "suite_timing.json").write_text(json.dumps({"wall_time_s": time.perf_counter() - t0}))
     return out

@@ -8,23 +8,29 @@ from typing import Any
 
 from . import suite_checks as checks
 from . import validate as v
+from .engine.monitor_config import parse_knn_monitor, parse_online_linear
 from .errors import UserError
+from .launchers import check_launcher
 from .method import OPTIM_DEFAULTS
+from .presets import apply_preset
 from .registry import DATASETS, EVALUATIONS, METHODS, import_plugins
 from .suite_yaml import read_suite_yaml
 
 __all__ = ["Suite", "MethodSpec", "BackboneSpec", "DatasetSpec", "EvalSpec", "parse_suite", "load_suite",
            "read_suite_yaml"]
 
-TOP_KEYS = ["name", "description", "plugins", "seeds", "data_root", "download", "methods", "backbones",
+TOP_KEYS = ["name", "description", "plugins", "seeds", "data_root", "download", "methods", "backbones", "launcher",
             "datasets", "pretrain", "evaluations", "output"]
 PRETRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 100, "batch_size": 256, "amp": "auto", "channels_last": True, "device": "auto",
-    "num_workers": 4, "compile": False, "sync_bn": True, "metrics_format": "jsonl", "knn_monitor": False,
+    "num_workers": 4, "compile": False, "sync_bn": True, "metrics_format": "jsonl",
+    # false | true | a mapping (engine/monitor_config.py); None here so that a mapping passes the type check of
+    # `override`; _check_pretrain normalizes both to False (off) or the full mapping
+    "knn_monitor": None, "online_linear": None,
     "log_every": 10, "optim": {},
 }
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
-OUTPUT_DEFAULTS: dict[str, Any] = {"dir": None, "table": True, "report": True}
+OUTPUT_DEFAULTS: dict[str, Any] = {"dir": None, "table": True, "report": True, "predictions": True}
 
 
 @dataclass
@@ -36,6 +42,7 @@ class MethodSpec:
     blur_small_images: bool
     epochs: int
     label: str = ""  # how tables and records name it (an ablation gives two entries of one method two labels)
+    preset: str | None = None  # the paper preset its defaults came from (ssl_bench/presets.py), if any
 
 
 @dataclass
@@ -74,6 +81,7 @@ class Suite:
     data_root: str | None = None
     download: bool = False
     description: str = ""
+    launcher: dict[str, Any] = field(default_factory=dict)  # defaults for --launcher local|slurm
 
 
 def _entry(item: Any, field: str, keys: list[str]) -> tuple[str, dict]:
@@ -91,10 +99,15 @@ def _entry(item: Any, field: str, keys: list[str]) -> tuple[str, dict]:
 def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
     from .data.augment import ViewRecipe  # torch-heavy import, only once validation gets here
 
-    name, d = _entry(item, field, ["params", "optim", "augment", "epochs", "label"])
+    name, d = _entry(item, field, ["params", "optim", "augment", "epochs", "label", "preset"])
     cls = METHODS.get(name, where=f"{field}.name")
-    params = v.override(cls.defaults, d.get("params"), f"{field}.params", getattr(cls, "param_ranges", None))
-    optim = v.override(cls.optim_recipe(), pretrain["optim"], "pretrain.optim")
+    epochs_field = f"{field}.epochs" if "epochs" in d else "pretrain.epochs"
+    epochs = v.as_int(d.get("epochs", pretrain["epochs"]), epochs_field, 0, 100000)
+    preset_name, preset = apply_preset(cls, name, d.get("preset"), epochs, pretrain["batch_size"], field,
+                                       epochs_field)
+    defaults = {**cls.defaults, **preset.params}  # the suite's params / optim still override a preset
+    params = v.override(defaults, d.get("params"), f"{field}.params", getattr(cls, "param_ranges", None))
+    optim = v.override({**cls.optim_recipe(), **preset.optim}, pretrain["optim"], "pretrain.optim")
     optim = v.override(optim, d.get("optim"), f"{field}.optim")
     _check_optim(optim, f"{field}.optim")
     views = cls.view_recipes(params)
@@ -106,11 +119,9 @@ def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
                   **v.as_dict(aug.get(key), f"{field}.augment.{key}")}
         views[i] = ViewRecipe.from_dict(merged, f"{field}.augment.{key}").to_dict()
     blur_small = v.as_bool(aug.get("blur_small_images", False), f"{field}.augment.blur_small_images")
-    epochs_field = f"{field}.epochs" if "epochs" in d else "pretrain.epochs"
-    epochs = v.as_int(d.get("epochs", pretrain["epochs"]), epochs_field, 0, 100000)
     checks.check_epochs(name, cls.trainable, epochs, epochs_field)
     label = v.as_safe_name(d.get("label", name), f"{field}.label" if "label" in d else f"{field}.name")
-    return MethodSpec(name, params, optim, views, blur_small, epochs if cls.trainable else 0, label)
+    return MethodSpec(name, params, optim, views, blur_small, epochs if cls.trainable else 0, label, preset_name)
 
 
 def _check_optim(optim: dict, field: str) -> None:
@@ -122,17 +133,30 @@ def _check_optim(optim: dict, field: str) -> None:
 
 
 def _backbone(item: Any, field: str) -> BackboneSpec:
-    name, d = _entry(item, field, ["kwargs", "small_stem", "label"])
-    from .backbones import check_backbone_build, check_backbone_name
+    name, d = _entry(item, field, ["kwargs", "small_stem", "label", "pretrained", "pretrained_file"])
+    from .create import check_backbone_build, check_backbone_name
 
     check_backbone_name(name, f"{field}.name")
-    kwargs = v.as_dict(d.get("kwargs"), f"{field}.kwargs")
+    kwargs = {**v.as_dict(d.get("kwargs"), f"{field}.kwargs"), **_pretrained_weights(d, field)}
     stem = d.get("small_stem", "auto")
     if stem != "auto" and not isinstance(stem, bool):
         raise v.fail(f"{field}.small_stem", stem, "auto, true or false")
     label = v.as_safe_name(d.get("label", name), f"{field}.label" if "label" in d else f"{field}.name")
     check_backbone_build(name, kwargs, stem, f"{field}.kwargs")
     return BackboneSpec(name, kwargs, stem, label)
+
+
+def _pretrained_weights(d: dict, field: str) -> dict[str, Any]:
+    """`pretrained: true` loads timm's weights (downloaded from its hub); with `pretrained_file` they come from
+    a local file instead, for clusters without internet (timm's pretrained_cfg_overlay)."""
+    pretrained = v.as_bool(d.get("pretrained", False), f"{field}.pretrained")
+    path = d.get("pretrained_file")
+    if path is None:
+        return {"pretrained": True} if pretrained else {}
+    if not pretrained:
+        raise v.fail(f"{field}.pretrained_file", path, "a file only together with `pretrained: true`")
+    v.ExistingFile().check(path, f"{field}.pretrained_file")
+    return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(Path(path).resolve())}}
 
 
 def _dataset(item: Any, field: str) -> DatasetSpec:
@@ -206,8 +230,10 @@ def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
         pretrain=pretrain, output=output, data_root=data_root,
         download=v.as_bool(raw.get("download", False), "download"),
         description=str(raw.get("description", "")),
+        launcher=check_launcher(raw.get("launcher")),
     )
     checks.check_distinct(suite.datasets, suite.evaluations)
+    checks.check_pretrain_needs(suite)
     checks.check_batch_size(suite)  # last: it may load a small embedded dataset
     return suite
 
@@ -223,6 +249,8 @@ def _check_pretrain(p: dict) -> None:
     v.as_int(p["log_every"], "pretrain.log_every", 1)
     v.as_str(p["metrics_format"], "pretrain.metrics_format", ("jsonl", "csv"))
     v.check_keys(p["optim"], OPTIM_DEFAULTS, "pretrain.optim")
+    p["knn_monitor"] = parse_knn_monitor(p["knn_monitor"])
+    p["online_linear"] = parse_online_linear(p["online_linear"])
 
 
 def load_suite(path: str | os.PathLike) -> Suite:

@@ -80,3 +80,16 @@ def check_batch_size(suite: Suite) -> None:
         if size is not None and batch > size:
             raise v.fail("pretrain.batch_size", batch, f"an integer <= {size} (the train split of datasets[{i}] "
                                                        f"'{d.name}' has {size} images)")
+
+
+def check_pretrain_needs(suite: Suite) -> None:
+    """An evaluation that reads back what pretraining wrote declares the `pretrain` options it needs in
+    `requires_pretrain` (knn_max: the kNN monitor's curve; online_linear: the online head). Listing it with the
+    option off would only fail after every run had trained: refuse it here."""
+    from .registry import EVALUATIONS
+
+    for i, e in enumerate(suite.evaluations):
+        for key in getattr(EVALUATIONS.get(e.name), "requires_pretrain", ()):
+            if not suite.pretrain.get(key):
+                raise UserError(f"evaluations[{i}].name: '{e.name}' needs pretrain.{key}, which is off; allowed: "
+                                f"set pretrain.{key} (true or a mapping), or drop '{e.name}'")

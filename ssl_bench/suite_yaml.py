@@ -1,4 +1,4 @@
-"""Reading a suite file: a safe YAML loader with YAML 1.2 scalars, no duplicate keys and bounded size.
+"""Reading a suite file: a safe YAML loader with YAML 1.2 floats and booleans, no duplicate keys and bounded size.
 
 A suite is a few hundred nodes; the caps below are far above that and far below what hurts: a
 "billion laughs" file (aliases of aliases) is refused while it is still a small node graph.
@@ -20,7 +20,8 @@ MAX_NODES = 100_000  # YAML nodes after expanding every alias
 
 
 class _SuiteLoader(yaml.SafeLoader):
-    """safe_load with YAML 1.2 scalars: `1e-6` is a float (not a string), `off`/`no` are strings (not bools).
+    """safe_load with YAML 1.2 floats and booleans (other scalars as PyYAML's YAML 1.1 rules): `1e-6` is a
+    float (not a string), `off`/`no` are strings (not bools).
     Duplicate keys are errors (YAML says keys are unique; PyYAML silently keeps the last)."""
 
     def get_single_node(self) -> Any:
@@ -94,7 +95,7 @@ _SuiteLoader.add_implicit_resolver(
 
 
 def read_suite_yaml(path: str | os.PathLike) -> dict | None:
-    """The suite file as a plain mapping (YAML 1.2 scalars), before validation; for tools that edit a suite."""
+    """The suite file as a plain mapping (YAML 1.2 floats and booleans), before validation; for tools that edit a suite."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{path}: suite file not found; allowed: a path to an existing .yaml file")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -116,6 +117,38 @@ class Range:
         return value
 
 
+@dataclass(frozen=True)
+class ExistingFile:
+    """A declared parameter that names a file which must exist when the suite is validated (relative paths
+    from the current folder, as at run time); `required`: the suite must give it."""
+
+    required: bool = True
+
+    def allowed(self, kind: str = "") -> str:
+        return "a path to an existing file"
+
+    def check(self, value: Any, field: str) -> Any:
+        if not isinstance(value, str) or not value or not os.path.isfile(value):
+            raise fail(field, value, self.allowed())
+        return value
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A declared parameter restricted to a few strings."""
+
+    choices: tuple[str, ...]
+    required: bool = False
+
+    def allowed(self, kind: str = "") -> str:
+        return "one of " + ", ".join(self.choices)
+
+    def check(self, value: Any, field: str) -> Any:
+        if value not in self.choices:
+            raise fail(field, value, self.allowed())
+        return value
+
+
 DIM = Range(1)  # a layer width
 POSITIVE = Range(0, lo_open=True)  # a temperature, a scale
 UNIT = Range(0, 1)  # a momentum, a probability
@@ -171,4 +204,7 @@ def override(defaults: dict, given: Any, field: str, ranges: dict[str, Range] | 
             raise fail(path, value, rng.allowed("an integer" if is_int else "a finite number")) from None
         if rng is not None and out[key] is not None:
             rng.check(out[key], path)
+    for key, rng in (ranges or {}).items():
+        if getattr(rng, "required", False) and key not in given:
+            raise UserError(f"{field}.{key}: missing; allowed: {rng.allowed()}")
     return out

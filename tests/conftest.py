@@ -1,4 +1,3 @@
-import os
 
 import pytest
 import torch
@@ -32,3 +31,19 @@ def tiny_suite(tmp_path):
         return str(path)
 
     return make
+
+
+def results_rows(out) -> list[dict]:
+    """Every row of OUT/results.jsonl, parsed strictly (no NaN/Infinity tokens)."""
+    import json
+    from pathlib import Path
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return [json.loads(line, parse_constant=refuse) for line in (Path(out) / "results.jsonl").read_text().splitlines()]
+
+
+def row_key(r: dict) -> tuple:
+    """What one row measures: (run, evaluation config, protocol, dataset, metric)."""
+    return r["run_id"], r["eval_key"], r["protocol"], r["eval_dataset"], r["metric"]

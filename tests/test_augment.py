@@ -9,9 +9,13 @@ from sklearn.datasets import load_digits
 from torchvision.transforms import InterpolationMode
 
 from ssl_bench.data import augment_ops as ops
-from ssl_bench.data.augment import (BYOL_VIEWS, SUPERVISED_VIEW, MultiViewAugment, ViewRecipe, adapt_channels,
+from ssl_bench.data.augment import (SUPERVISED_VIEW, MultiViewAugment, ViewRecipe, adapt_channels,
                                     apply_view, blur_kernel_size, eval_transform, sample_view_params)
 from ssl_bench.errors import UserError
+from ssl_bench.methods.byol import BYOL
+
+# The recipe BYOL trains with (methods/byol.py), not a second copy kept for the tests.
+BYOL_VIEWS = tuple(ViewRecipe.from_dict(v, "byol") for v in BYOL.view_recipes(BYOL.defaults))
 
 MODES = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
 CROP_ONLY = dict(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0)

@@ -123,7 +123,8 @@ def test_unknown_names_and_params():
     with pytest.raises(UserError, match="val_fraction"):
         load_dataset("digits", None, val_fraction=1.5)
     assert dataset_params("image_folder") == {"val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0,
-                                              "path": None, "load_size": 256}
+                                              "path": None, "load_size": 256, "eval_crop": 0.875,
+                                              "pretrain_on_val": True}
     assert dataset_params("stl10")["unlabeled"] is False
 
 
@@ -145,16 +146,20 @@ def test_image_folder_through_two_workers(tmp_path):
     seen = []
     for x, y in iterate_batches(b.train, 4, shuffle=True, generator=torch.Generator().manual_seed(0),
                                 drop_last=False, device="cpu", num_workers=2):
-        assert x.dtype == torch.uint8 and x.shape[1:] == (3, 8, 8)
-        seen += list(zip(x, y))
+        assert x.pixels.dtype == torch.uint8 and x.pixels.shape[:2] == (len(y), 3) and x.eval_crop == 0.875
+        for img, (h, w), lab in zip(x.pixels, x.sizes.tolist(), y):  # each image whole, top-left, zero padding
+            assert min(h, w) <= 8 and max(h, w) <= 16 and img[:, h:].eq(0).all() and img[:, :, w:].eq(0).all()
+            seen.append((img[:, :h, :w], lab))
     assert len(seen) == len(b.train)
     by_path = {p: int(lab) for p, lab in zip(b.train.paths, b.train.labels)}
     expected = {}
-    for p, lab in by_path.items():
+    for p, lab in by_path.items():  # the whole image, sides <= 8 and 16 (PIL bicubic, as decode_whole)
         assert ["cat", "dog", "emu"][lab] in p
-        ref = TF.pil_to_tensor(TF.center_crop(TF.resize(Image.open(p).convert("RGB"), 8), 8))
+        img = Image.open(p).convert("RGB")
+        scale = min(8 / min(img.size), 16 / max(img.size))
+        ref = TF.pil_to_tensor(img.resize((round(img.width * scale), round(img.height * scale)), Image.BICUBIC))
         expected[ref.numpy().tobytes()] = lab
-    assert sorted((x.numpy().tobytes(), int(y)) for x, y in seen) == sorted(expected.items())
+    assert sorted((x.contiguous().numpy().tobytes(), int(y)) for x, y in seen) == sorted(expected.items())
 
 
 def test_image_folder_train_val_layout_and_errors(tmp_path):

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import dist_worker
+from conftest import results_rows as _records
 
 HERE = Path(__file__).parent
 PY = sys.executable
@@ -135,10 +136,6 @@ def _worker_pids(agent: int) -> dict[int, int]:
             if ranks:
                 out[int(ranks[0])] = int(pid)
     return out
-
-
-def _records(out: Path) -> list[dict]:
-    return [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow

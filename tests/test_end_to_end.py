@@ -6,22 +6,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from conftest import results_rows as _records, row_key as _key
 from ssl_bench.cli import main
 
 REQUIRED = {"suite", "method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "metric", "value",
             "seed", "config_hash", "versions", "wall_time_s", "status"}
-
-
-def _records(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-
-
-def _key(r: dict) -> tuple:
-    return (r["run_id"], r["eval_key"], r["protocol"], r["eval_dataset"], r["metric"])
 
 
 def test_tiny_suite_end_to_end(tiny_suite, tmp_path, capsys):

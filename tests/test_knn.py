@@ -10,7 +10,7 @@ from ssl_bench.data.types import DatasetBundle, ImageSet
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext
 from ssl_bench.registry import EVALUATIONS
-from ssl_bench.evaluations.knn import knn_predict
+from ssl_bench.knn import knn_predict
 
 
 def _digits(project_to: int | None = None):
@@ -79,7 +79,7 @@ def make_context(feats: torch.Tensor, labels: torch.Tensor, metric: str = "top1"
         assert name == "digits"
         return feats[splits[split]], labels[splits[split]]
 
-    return EvalContext(encoder=torch.nn.Identity(), feature_dim=feats.shape[1], method="none",
+    return EvalContext(encoder=torch.nn.Identity(), feature_dim=feats.shape[1],
                        method_needs_labels=False, seed=0, device=torch.device("cpu"), pretrain=bundle,
                        image_size=8, in_chans=1, mean=(0.5,), std=(0.25,), out_dir="/nonexistent",
                        get_dataset=lambda name: bundle, features=features, new_encoder=torch.nn.Identity)

@@ -110,3 +110,24 @@ def test_saved_subset_reads_back(tmp_path):
     assert subset_from_file(path, PATHS, len(PATHS)).tolist() == [1, 3]
     path = save_subset(tmp_path, "indices", torch.tensor([0, 4, 9]), None, "h")
     assert subset_from_file(path, None, size=10).tolist() == [0, 4, 9]
+
+
+def test_gzipped_subset_file_reads_like_the_plain_one(tmp_path):
+    import gzip
+
+    names = ["n01440764_10026.JPEG", "n01443537_2.JPEG"]
+    plain, packed = tmp_path / "1percent.txt", tmp_path / "1percent.txt.gz"
+    plain.write_text("\n".join(names) + "\n")
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert read_subset_file(packed) == read_subset_file(plain) == names
+
+
+def test_subset_file_on_an_in_memory_dataset_indexes_train_and_keeps_val(tmp_path):
+    from ssl_bench.label_subsets import subset_file_split
+
+    images = torch.zeros(40, 1, 2, 2, dtype=torch.uint8)
+    bundle = assemble("toy", train=ImageSet(labels=_labels([20, 20]), images=images), test=None, num_classes=2,
+                      val_fraction=0.25, test_fraction=0.25, split_seed=0)
+    (tmp_path / "s.txt").write_text("0\n3\n")
+    pool, idx, val = subset_file_split(tmp_path / "s.txt", bundle)
+    assert pool is bundle.train and idx.tolist() == [0, 3] and val is bundle.val

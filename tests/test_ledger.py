@@ -9,18 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_SUITE
+from conftest import TINY_SUITE, results_rows as _rows, row_key as _key
 from ssl_bench.cli import main
 from ssl_bench.outdir import MARKER
 from ssl_bench.results_store import UNREADABLE_FILE, ResultsStore
-
-
-def _rows(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-
-
-def _key(r: dict) -> tuple:
-    return r["run_id"], r["eval_key"], r["protocol"], r["eval_dataset"], r["metric"]
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ def tiny_context(tmp_path) -> EvalContext:
     get = lambda n: bundle if n == "digits" else load_dataset(n)  # noqa: E731
     feats = feature_cache(enc, get, image_size=SIZE, in_chans=1, mean=bundle.mean, std=bundle.std,
                           device=torch.device("cpu"))
-    return EvalContext(encoder=enc, feature_dim=enc.num_features, method="random", method_needs_labels=False,
+    return EvalContext(encoder=enc, feature_dim=enc.num_features, method_needs_labels=False,
                        seed=0, device=torch.device("cpu"), pretrain=bundle, image_size=SIZE, in_chans=1,
                        mean=bundle.mean, std=bundle.std, out_dir=str(tmp_path), get_dataset=get, features=feats,
                        new_encoder=new_encoder)

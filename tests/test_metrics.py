@@ -1,4 +1,6 @@
-"""Metrics against hand-worked cases and a direct loop over the VOC2007 11-point definition."""
+"""Metrics against hand-worked cases and a direct loop over the VOC2007 11-point definition; their per-image
+evidence (what the tables' bootstrap resamples)."""
+import numpy as np
 import pytest
 import torch
 
@@ -84,3 +86,53 @@ def test_classification_metrics_keys():
     assert set(classification_metrics(scores, labels)) == {"top1", "top5"}
     assert set(classification_metrics(scores[:, :5], labels % 5, "mean_per_class")) == {"top1", "mean_per_class"}
     assert set(classification_metrics(scores, (scores > 0).float(), "map11")) == {"map11"}
+
+
+# --- per-image evidence (ssl_bench.metrics.collect_evidence, ssl_bench.evidence) -------------------------------
+
+def test_evidence_reproduces_every_value_and_costs_nothing_outside_collection():
+    from ssl_bench.metrics import collect_evidence
+    from ssl_bench.stats import metric_value
+
+    g = torch.Generator().manual_seed(2)
+    scores, labels = torch.randn(40, 8, generator=g), torch.randint(0, 8, (40,), generator=g)
+    multi = (torch.rand(40, 8, generator=g) < 0.3).float()
+    with collect_evidence() as calls:
+        single = classification_metrics(scores, labels, "mean_per_class")
+        voc = classification_metrics(scores, multi, "map11")
+    assert [c.values for c in calls] == [single, voc] and calls[0].values is single
+    for call in calls:
+        for metric, value in call.values.items():
+            assert metric_value(metric, call.arrays) == pytest.approx(value, abs=1e-12)
+    assert calls[0].arrays["labels"].dtype == np.int8 and calls[0].arrays["top1"].dtype == np.bool_
+    assert calls[1].arrays["scores"].dtype == np.float32 and set(calls[1].arrays) == {"scores", "labels"}
+    with collect_evidence(enabled=False) as off:
+        classification_metrics(scores, labels)
+    classification_metrics(scores, labels)  # outside any block: nothing kept anywhere
+    assert off == [] and len(calls) == 2
+
+
+def test_save_evidence_writes_one_file_per_call_and_marks_only_its_rows(tmp_path):
+    from ssl_bench.evidence import load_evidence, save_evidence
+    from ssl_bench.metrics import collect_evidence
+
+    g = torch.Generator().manual_seed(3)
+    scores, labels = torch.randn(30, 10, generator=g), torch.randint(0, 10, (30,), generator=g)
+    with collect_evidence() as calls:
+        a = classification_metrics(scores, labels)
+        b = classification_metrics(scores[:20], labels[:20])
+    rows = [{"protocol": "semi_supervised", "eval_dataset": "digits", "label_fraction": 0.01, "metric": m, "value": v,
+             "extra": {}} for m, v in a.items()]
+    rows += [{"protocol": "semi_supervised", "eval_dataset": "digits", "label_fraction": 0.1, "metric": "top1",
+              "value": b["top1"], "extra": {}},
+             {"protocol": "semi_supervised", "eval_dataset": "digits", "label_fraction": 0.1, "metric": "top5",
+              "value": round(b["top5"], 1), "extra": {}}]  # not the measured float: no evidence claimed
+    out = tmp_path / "out"
+    save_evidence(rows, calls, out / "runs" / "run-1", "semi_supervised:abcd1234")
+    assert [r["extra"].get("predictions") for r in rows] == [
+        "runs/run-1/predictions/semi_supervised-abcd1234__semi_supervised__digits__0.01.npz"] * 2 + [
+        "runs/run-1/predictions/semi_supervised-abcd1234__semi_supervised__digits__0.1.npz", None]
+    saved = load_evidence(out, rows[2]["extra"]["predictions"])
+    assert len(saved["labels"]) == 20 and saved["top1"].tolist() == calls[1].arrays["top1"].tolist()
+    assert not list((out / "runs" / "run-1" / "predictions").glob("*.tmp"))
+    assert load_evidence(out, "../outside.npz") is None and load_evidence(out, "runs/missing.npz") is None

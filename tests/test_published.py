@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 
 from ssl_bench.published import check, files, load_published
+from ssl_bench.tables.vocab import datasets, protocols
 
 # The papers' numbers, kept here as data (sources: BYOL Tables 1-3, SimCLR Tables 6-7, MoCo v2/v3, solo-learn's
 # and lightly's benchmark pages; see docs/references.md); the published CSVs are checked against them below.
 TABLE1 = ("[BYOL Table 1] ResNet-50 linear top-1/top-5: SimCLR 69.3/89.0, MoCo v2 71.1/-, InfoMin 73.0/91.1, "
-          "BYOL 74.3/91.6;")
+          "BYOL 74.3/91.6;")  # an SGD head trained on augmented crops: the `linear_sgd` protocol, not `linear`
 TABLE1_R200 = "BYOL R200 2x 79.6/94.8."
 SEMI = "BYOL R50: 1% 53.2 / 78.4, 10% 68.8 / 89.0; supervised baseline 25.4 / 48.4 and 56.4 / 80.4 (top-1 / top-5)."
 SIMCLR = "ResNet-50: linear 69.3 / 89.0; 1% labels 48.3 / 75.5; 10% labels 65.6 / 87.8 (top-1 / top-5)."
@@ -23,8 +24,8 @@ TRANSFER = {
 }
 TRANSFER_HEADER = "(Food, C10, C100, Birds, SUN, Cars, Air, VOC, DTD, Pets, Caltech, Flowers)"
 SOLO = ("solo-learn 1000 ep linear: BYOL 92.58, SimCLR 90.74, MoCo v2+ 92.94, MoCo v3 93.10 "
-        "(CIFAR-100: 70.46, 65.78, 69.89, 68.83).")
-LIGHTLY = "lightly kNN bs512/800 ep: BYOL 0.910, SimCLR 0.879, MoCo 0.899."
+        "(CIFAR-100: 70.46, 65.78, 69.89, 68.83).")  # the online linear head during pretraining, batch 256
+LIGHTLY = "lightly kNN bs512/800 ep: BYOL 0.910, SimCLR 0.879, MoCo 0.899."  # max over epochs; MoCo bank 8,192
 MOCO = ["ResNet-50 200 ep: 67.5 +- 0.1; 800 ep: 71.1.", "ResNet-50: 100 ep 68.9, 300 ep 72.8, 1000 ep 74.6."]
 # Column order of the Table 3 line above, and each dataset's metric [BYOL Sec. 4.2].
 TRANSFER_SETS = ["food101", "cifar10", "cifar100", "birdsnap", "sun397", "stanford_cars", "fgvc_aircraft",
@@ -39,8 +40,8 @@ def pub() -> pd.DataFrame:
     return load_published()
 
 
-def value(pub, method, protocol, metric, eval_dataset="imagenet", backbone="resnet50", label_fraction=None,
-          epochs=None, pretrain_dataset=None, source=None) -> float:
+def row(pub, method, protocol, metric, eval_dataset="imagenet", backbone="resnet50", label_fraction=None,
+        epochs=None, pretrain_dataset=None, source=None) -> pd.Series:
     q = (pub["method"] == method) & (pub["protocol"] == protocol) & (pub["metric"] == metric) & \
         (pub["eval_dataset"] == eval_dataset) & (pub["backbone"] == backbone) & \
         (pub["pretrain_dataset"] == (pretrain_dataset or ("imagenet" if backbone != "resnet18" else eval_dataset)))
@@ -49,16 +50,22 @@ def value(pub, method, protocol, metric, eval_dataset="imagenet", backbone="resn
         q &= pub["epochs"] == epochs
     if source is not None:
         q &= pub["source"].str.contains(source, regex=False)
-    hits = pub.loc[q, "value"]
+    hits = pub.loc[q]
     assert len(hits) == 1, (method, protocol, metric, eval_dataset, len(hits))
-    return float(hits.iloc[0])
+    return hits.iloc[0]
 
 
-def test_every_file_loads_with_sources_and_vocabulary(pub):
+def value(pub, *args, **kw) -> float:
+    return float(row(pub, *args, **kw)["value"])
+
+
+def test_every_file_loads_with_sources_settings_and_vocabulary(pub):
     assert set(files()) == set(pub["file"]) and len(files()) >= 4
-    assert pub["source"].str.len().min() > 5
-    assert set(pub["protocol"]) == {"linear", "semi_supervised", "transfer_linear", "transfer_finetune", "knn"}
+    assert pub["source"].str.len().min() > 5 and pub["eval_recipe"].str.len().min() > 20
+    assert set(pub["protocol"]) == {"linear_sgd", "online_linear", "knn_max", "semi_supervised", "transfer_linear",
+                                    "transfer_finetune"}
     assert pub["value"].between(0, 100).all()
+    assert set(pub["protocol"]) <= set(protocols()) and set(pub["eval_dataset"]) <= set(datasets())
 
 
 def test_table1_linear(pub):
@@ -66,14 +73,17 @@ def test_table1_linear(pub):
     pairs = re.findall(rf"(SimCLR|MoCo v2|InfoMin|BYOL) ({NUM})/({NUM}|-)", TABLE1)
     assert len(pairs) == 4
     for name, top1, top5 in pairs:
-        assert value(pub, names[name], "linear", "top1", source="BYOL") == float(top1)
+        assert value(pub, names[name], "linear_sgd", "top1", source="BYOL") == float(top1)
         if top5 == "-":
             assert pub[(pub["method"] == names[name]) & (pub["metric"] == "top5")].empty
         else:
-            assert value(pub, names[name], "linear", "top5", source="BYOL") == float(top5)
+            assert value(pub, names[name], "linear_sgd", "top5", source="BYOL") == float(top5)
     top1, top5 = re.findall(NUM, TABLE1_R200)
-    assert value(pub, "byol", "linear", "top1", backbone="resnet200_2x") == float(top1)
-    assert value(pub, "byol", "linear", "top5", backbone="resnet200_2x") == float(top5)
+    assert value(pub, "byol", "linear_sgd", "top1", backbone="resnet200_2x") == float(top1)
+    assert value(pub, "byol", "linear_sgd", "top5", backbone="resnet200_2x") == float(top5)
+    byol = row(pub, "byol", "linear_sgd", "top1", source="BYOL")
+    assert (byol["epochs"], byol["batch_size"]) == (1000, 4096)  # BYOL's 1000-epoch, batch-4096 recipe
+    assert "80 ep" in byol["eval_recipe"] and "Nesterov" in byol["eval_recipe"] and "crop" in byol["eval_recipe"]
 
 
 def test_table2_semi_supervised(pub):
@@ -96,16 +106,29 @@ def test_table3_transfer(pub):
 def test_small_scale_cifar_and_moco(pub):
     nums = [float(x) for x in re.findall(NUM, SOLO)]
     for i, method in enumerate(["byol", "simclr", "moco_v2", "moco_v3"]):
-        assert value(pub, method, "linear", "top1", eval_dataset="cifar10", backbone="resnet18") == nums[i]
-        assert value(pub, method, "linear", "top1", eval_dataset="cifar100", backbone="resnet18") == nums[4 + i]
+        assert value(pub, method, "online_linear", "top1", eval_dataset="cifar10", backbone="resnet18") == nums[i]
+        assert value(pub, method, "online_linear", "top1", eval_dataset="cifar100", backbone="resnet18") == nums[4 + i]
     knn = [100 * float(x) for x in re.findall(NUM, LIGHTLY)]  # lightly reports fractions
     for method, v in zip(["byol", "simclr", "moco_v2"], knn):
-        assert value(pub, method, "knn", "top1", eval_dataset="cifar10", backbone="resnet18") == pytest.approx(v)
+        assert value(pub, method, "knn_max", "top1", eval_dataset="cifar10", backbone="resnet18") == pytest.approx(v)
     v2 = [float(x) for x in re.findall(NUM, MOCO[0])]
-    assert value(pub, "moco_v2", "linear", "top1", epochs=200) == v2[0]
-    assert value(pub, "moco_v2", "linear", "top1", epochs=800) == v2[2]
+    assert value(pub, "moco_v2", "linear_sgd", "top1", epochs=200) == v2[0]
+    assert value(pub, "moco_v2", "linear_sgd", "top1", epochs=800) == v2[2]
     for epochs, v in zip((100, 300, 1000), re.findall(NUM, MOCO[1])):
-        assert value(pub, "moco_v3", "linear", "top1", epochs=epochs) == float(v)
+        assert value(pub, "moco_v3", "linear_sgd", "top1", epochs=epochs) == float(v)
+
+
+def test_small_scale_settings_say_what_was_measured(pub):
+    solo = pub[pub["source"].str.contains("solo-learn")]
+    assert set(solo["protocol"]) == {"online_linear"} and set(solo["batch_size"]) == {256.0}
+    assert set(solo["epochs"]) == {1000.0} and solo["eval_recipe"].str.contains("online").all()
+    lightly = pub[pub["source"].str.contains("lightly")]
+    assert set(lightly["protocol"]) == {"knn_max"} and set(lightly["batch_size"]) == {512.0}
+    assert set(lightly["epochs"]) == {800.0} and lightly["eval_recipe"].str.contains("MAXIMUM").all()
+    moco = row(pub, "moco_v2", "knn_max", "top1", eval_dataset="cifar10", backbone="resnet18")
+    assert "8,192" in moco["note"]  # lightly's MoCo memory bank, not MoCo v2's 65,536
+    assert row(pub, "moco_v3", "linear_sgd", "top1", epochs=300)["batch_size"] == 4096  # moco-v3 CONFIG.md
+    assert row(pub, "moco_v2", "linear_sgd", "top1", epochs=200)["batch_size"] == 256
 
 
 def test_check_rejects_malformed_rows(pub):
@@ -118,3 +141,128 @@ def test_check_rejects_malformed_rows(pub):
         check(good.assign(value=good["value"] * 100), "bad.csv")
     with pytest.raises(ValueError, match="same setting appears twice"):
         check(pd.concat([good, good.iloc[:1]], ignore_index=True), "bad.csv")
+    # names outside the registry's vocabulary, a metric the protocol never writes, settings that are not numbers
+    with pytest.raises(ValueError, match="protocol.*'linear_probe'.*allowed: .*'knn_max'.*'linear_sgd'"):
+        check(good.assign(protocol="linear_probe"), "bad.csv")
+    knn = pub[pub["protocol"] == "knn_max"].drop(columns="file").reset_index(drop=True)
+    check(knn, "ok.csv")
+    with pytest.raises(ValueError, match="metric \\['top5'\\] for protocol knn_max"):
+        check(knn.assign(metric="top5"), "bad.csv")
+    with pytest.raises(ValueError, match="batch_size \\[0.0\\].*allowed: a whole number >= 1"):
+        check(good.assign(batch_size=0.0), "bad.csv")
+    with pytest.raises(ValueError, match="empty eval_recipe"):
+        check(good.assign(eval_recipe=None), "bad.csv")
+
+
+# --- deltas never cross protocols or settings ------------------------------------------------------------------
+
+# (method, backbone, pretrain data, protocol, eval data, metric, label fraction, epochs, value): one record each, of
+# every protocol, some in the setting of a published row and some not (another protocol, other epochs).
+OURS = [
+    ("byol", "resnet50", "imagenet", "linear", "imagenet", "top1", None, 1000, 70.0),  # only linear_sgd is published
+    ("byol", "resnet50", "imagenet", "linear_sgd", "imagenet", "top1", None, 1000, 73.0),  # BYOL Table 1: 74.3
+    ("moco_v2", "resnet50", "imagenet", "linear_sgd", "imagenet", "top1", None, 200, 66.0),  # MoCo v2: 67.5
+    ("simclr", "resnet50", "imagenet", "linear_sgd", "imagenet", "top1", None, 100, 60.0),  # published: 1000 ep
+    ("byol", "resnet18", "cifar10", "knn", "cifar10", "top1", None, 800, 89.0),  # lightly reports knn_max
+    ("byol", "resnet18", "cifar10", "knn_max", "cifar10", "top1", None, 800, 90.0),  # lightly: 91.0
+    ("simclr", "resnet18", "cifar10", "knn_max", "cifar10", "top1", None, 200, 80.0),  # lightly: 800 ep
+    ("byol", "resnet18", "cifar10", "online_linear", "cifar10", "top1", None, 1000, 92.0),  # solo-learn: 92.58
+    ("byol", "resnet18", "cifar10", "linear", "cifar10", "top1", None, 1000, 91.0),  # solo-learn is online
+    ("byol", "resnet50", "imagenet", "semi_supervised", "imagenet", "top1", 0.01, 1000, 50.0),  # BYOL Table 2: 53.2
+    ("byol", "resnet50", "imagenet", "transfer_linear", "food101", "top1", None, 1000, 74.0),  # BYOL Table 3: 75.3
+    ("supervised", "resnet50", "imagenet", "transfer_linear", "food101", "top1", None, 90, 70.0),  # no epochs there
+]
+# The cells that have a published row of exactly their protocol and setting, and that row's number.
+EXPECTED_DELTAS = {("byol", "linear_sgd", "imagenet"): 74.3, ("moco_v2", "linear_sgd", "imagenet"): 67.5,
+                   ("byol", "knn_max", "cifar10"): 91.0, ("byol", "online_linear", "cifar10"): 92.58,
+                   ("byol", "semi_supervised", "imagenet"): 53.2, ("byol", "transfer_linear", "food101"): 75.3}
+KEYS = ("method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "metric", "label_fraction", "epochs")
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    import json
+
+    lines = [dict(zip(KEYS + ("value",), r), seed=0, status="ok", suite="t", run_id=f"{r[0]}-{r[1]}-{r[7]}",
+                  eval_key=f"{r[3]}:{r[4]}") for r in OURS]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return str(tmp_path)
+
+
+def _setting_of(line: pd.Series, frame: pd.DataFrame) -> dict:
+    """Our record behind one line of the tidy table: the only record with the line's keys."""
+    from ssl_bench.tables.layouts import add_target
+
+    recs = add_target(frame)
+    for key in ("method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "target", "metric",
+                "label_fraction", "epochs"):
+        if key in line and not pd.isna(line[key]) and key in recs:
+            recs = recs[recs[key] == line[key]]
+    assert len(recs) == 1, line.to_dict()
+    return recs.iloc[0].to_dict()
+
+
+def test_deltas_only_between_rows_of_one_protocol_and_setting(mixed, pub):
+    from ssl_bench.tables import load_results, table_frame
+
+    frame = load_results([mixed])
+    tidy = table_frame(frame, layout="all", with_published=True)
+    ours = tidy[~tidy["reported"].astype(bool)]
+    found = {}
+    for _, line in ours[ours["delta"].notna()].iterrows():
+        rec = _setting_of(line, frame)
+        same = pub
+        for key in KEYS:  # the published row must agree on every field, the protocol first of all
+            same = same[same[key].isna()] if rec[key] is None or pd.isna(rec[key]) else same[same[key] == rec[key]]
+        assert len(same) == 1, rec
+        assert line["delta"] == pytest.approx(line["mean"] - same["value"].iloc[0])
+        found[(rec["method"], rec["protocol"], rec["eval_dataset"])] = same["value"].iloc[0]
+    assert found == EXPECTED_DELTAS
+    reported = tidy[tidy["reported"].astype(bool)]
+    # every reported row that matched none of our cells is a reference row, e.g. BYOL Table 1 beside `linear`
+    assert reported["reference"].astype(bool).sum() > 0
+    for _, line in reported[~reported["reference"].astype(bool)].iterrows():
+        assert (line["method"], line["protocol"]) in {(m, p) for m, p, _ in EXPECTED_DELTAS}
+
+
+def test_reference_rows_are_marked_and_name_their_protocol(mixed):
+    from ssl_bench.tables import load_results, render
+
+    text = render(load_results([mixed]), layout="all", with_published=True)
+    # our `linear` and `linear_sgd` side by side: BYOL's 74.3 sits in the Linear (SGD) column, with its delta
+    lin = text.split("### Linear evaluation")[1].split("###")[0]
+    header = next(ln for ln in lin.splitlines() if ln.startswith("| Method"))
+    assert "Δ Linear (SGD) Top-1" in header and "Δ Linear Top-1" not in header
+    assert "Δ Linear (online) Top-1" in header  # solo-learn's 92.58 against our online head only
+    simclr = next(ln for ln in lin.splitlines() if ln.startswith("| simclr (reported"))
+    assert simclr.split("|")[1].strip().endswith("‡")  # 1000 ep published, 100 ep ours: a reference row
+    assert "Linear (SGD) (`linear_sgd`)" in lin and "80 ep" in lin  # the note names its protocol and recipe
+    knn = text.split("### k-nearest-neighbour")[1].split("###")[0]
+    assert "Δ kNN (max over epochs) Top-1" in knn and "Δ kNN Top-1" not in knn
+    assert "kNN (max over epochs) (`knn_max`)" in knn and "MAXIMUM" in knn
+    transfer = text.split("### Transfer, linear")[1].split("###")[0]
+    sup = next(ln for ln in transfer.splitlines() if ln.startswith("| supervised (reported"))
+    assert sup.split("|")[1].strip().endswith("‡")  # Supervised-IN states no epochs: no delta against our 90
+
+
+def test_a_table_of_linear_alone_prints_no_delta_against_table1(mixed):
+    from ssl_bench.tables import load_results, render
+
+    frame = load_results([mixed])
+    text = render(frame[frame["protocol"] == "linear"], layout="linear", with_published=True)
+    assert "Δ" not in text.split("\n\n")[1]  # the table itself: no delta column at all
+    byol = next(ln for ln in text.splitlines() if ln.startswith("| byol (reported, Linear (SGD), 1000 ep"))
+    assert "74.3" in byol and "‡" in byol
+
+
+@pytest.mark.parametrize("batch, has_delta", [(4096, True), (256, False), (None, True)])
+def test_a_batch_size_our_records_state_must_match_too(tmp_path, batch, has_delta):
+    import json
+
+    from ssl_bench.tables import load_results, table_frame
+
+    rec = dict(zip(KEYS + ("value",), OURS[1]), seed=0, status="ok", run_id="r", eval_key="k", batch_size=batch)
+    (tmp_path / "results.jsonl").write_text(json.dumps(rec) + "\n")
+    tidy = table_frame(load_results([str(tmp_path)]), layout="linear", with_published=True)
+    ours = tidy[~tidy["reported"].astype(bool)].iloc[0]
+    assert ours["delta"] == pytest.approx(73.0 - 74.3) if has_delta else pd.isna(ours["delta"])

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from ssl_bench.cli import main
-from ssl_bench.plots import label_fraction_figure, run_logs, training_figure, write_plots
+from ssl_bench.plots import label_fraction_figure, run_logs, training_figure, transfer_figure, write_plots
 from ssl_bench.report import write_report
 from ssl_bench.tables import load_results
 
@@ -58,6 +59,21 @@ def test_label_fraction_plot_shows_seed_means(out):
         x, y = lines[method].get_data()
         assert list(x) == [1.0, 10.0]
         assert list(y) == [np.mean(SEMI[(method, 0.01)]), np.mean(SEMI[(method, 0.1)])]
+
+
+def test_result_plots_carry_confidence_intervals(out):
+    """Bars: the Student t interval over the two seeds (what `ssl-bench table --ci` prints), not +- std."""
+    df = load_results([str(out)])
+    bars = {c.get_label(): c.lines[2][0].get_segments() for c in label_fraction_figure(df).axes[0].containers}
+    for method in ("byol", "simclr"):
+        for (x, lo), (_, hi) in (seg for seg in bars[method]):
+            vals = SEMI[(method, x / 100)]
+            want = sps.t.interval(0.95, 1, loc=np.mean(vals), scale=sps.sem(vals)) if np.std(vals) else (vals[0],) * 2
+            assert (lo, hi) == pytest.approx(want)
+    fig = transfer_figure(df)
+    (bars,) = [c for c in fig.axes[0].containers if c.get_label() == "byol" and getattr(c, "errorbar", None)]
+    (_, lo), (_, hi) = bars.errorbar.lines[2][0].get_segments()[0]
+    assert (lo, hi) == pytest.approx(sps.t.interval(0.95, 1, loc=60.5, scale=sps.sem([60.0, 61.0])))
 
 
 def test_training_curves_average_seeds_per_epoch(out):
@@ -118,6 +134,10 @@ def test_report_is_one_self_contained_page(out):
         assert base64.b64decode(img["src"].split(",", 1)[1]).startswith(PNG_MAGIC)
     text = path.read_text()
     assert "out of &lt;memory&gt;" in text  # error messages escaped, shown in the failures table
+    assert text.count("How to read this:") == 3  # one line under each figure
+    lo, hi = sps.t.interval(0.95, 1, loc=80.5, scale=sps.sem([80.0, 81.0]))
+    assert f"80.5 [{lo:.1f}, {hi:.1f}]" in text  # tables with their intervals (linear: 80, 81 over two seeds)
+    assert "Mean [95% CI]" in text
     assert (out / "plots" / "training.png").exists()
 
 

@@ -1,5 +1,4 @@
 """Malformed suites: each gives one line naming the field, exit code 2, and no output folder."""
-import textwrap
 
 import pytest
 
@@ -84,7 +83,10 @@ def test_missing_and_non_mapping_files(tmp_path, capsys):
 
 
 def test_shipped_suites_validate(capsys):
-    import glob
+    from pathlib import Path
 
-    for path in sorted(glob.glob("suites/*.yaml")):
-        assert main(["validate", path]) == 0, capsys.readouterr().err
+    suites = sorted((Path(__file__).resolve().parent.parent / "suites").rglob("*.yaml"))  # not the cwd's
+    assert len(suites) >= 2
+    # suites/imagenet/ names ~/data/imagenet, which must exist: tests/test_suites.py validates them with a fake one
+    for path in [p for p in suites if p.parent.name != "imagenet"]:
+        assert main(["validate", str(path)]) == 0, (path, capsys.readouterr().err)

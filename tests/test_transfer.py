@@ -10,6 +10,7 @@ from ssl_bench.registry import EVALUATIONS, load_plugins
 SUITE = """
 name: every-protocol
 seeds: [0]
+data_root: DATA_ROOT  # an empty folder: cifar10 must be missing whatever the machine has cached
 datasets: [{name: digits, image_size: 8}]
 backbones: [{name: resnet18, label: r18-tiny, kwargs: {channels: [4, 8, 8, 8], stem_width: 4}}]
 methods: [random]  # no pretraining: the from-scratch baseline is tested in test_semi_supervised
@@ -28,7 +29,8 @@ output: {table: true, report: false}
 
 def test_every_protocol_end_to_end(tmp_path):
     suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    (tmp_path / "data").mkdir()
+    suite.write_text(SUITE.replace("DATA_ROOT", str(tmp_path / "data")))
     out = tmp_path / "out"
     assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 3  # cifar10's row failed (not on disk)
     recs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]

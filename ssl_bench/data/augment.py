@@ -1,4 +1,5 @@
 """Batched, on-device multi-view augmentation: uint8 B x C x H x W in, normalized float B x C x S x S out.
+A FolderBatch (folder images of different sizes on one canvas) is cropped inside each image's own size.
 
 All randomness is drawn per sample as one tensor from the caller's torch.Generator (reproducible and
 resumable); every op is a batched tensor op (see augment_ops.py). Order [BYOL Table 6]: crop + resize,
@@ -14,10 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from . import augment_ops as ops
-from .augment_recipe import BYOL_VIEWS, SUPERVISED_VIEW, ViewRecipe, blur_kernel_size
+from .augment_recipe import SUPERVISED_VIEW, ViewRecipe, blur_kernel_size
+from .types import FolderBatch
 
-__all__ = ["ViewRecipe", "ViewParams", "BYOL_VIEWS", "SUPERVISED_VIEW", "sample_view_params", "apply_view",
-           "MultiViewAugment", "eval_transform", "adapt_channels", "blur_kernel_size"]
+__all__ = ["ViewRecipe", "ViewParams", "SUPERVISED_VIEW", "sample_view_params", "apply_view", "random_view",
+           "MultiViewAugment", "eval_transform", "folder_eval_view", "adapt_channels", "blur_kernel_size"]
 
 _TRIES = 10  # torchvision RandomResizedCrop's attempts before the center-crop fallback
 _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(4)
@@ -45,36 +47,44 @@ def _uniform(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return lo + (hi - lo) * u
 
 
-def _sample_crops(u: torch.Tensor, recipe: ViewRecipe, in_h: int, in_w: int) -> tuple[torch.Tensor, ...]:
-    """RandomResizedCrop.get_params, vectorized: the first of 10 tries that fits, else a center crop."""
-    area = in_h * in_w
+def _per_image(size: int | torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """A size for every image of the batch, as a long tensor on u's device (a fill, not a host copy)."""
+    if isinstance(size, torch.Tensor):
+        return size.to(u.device, torch.long).expand(u.shape[0])
+    return torch.full((u.shape[0],), int(size), device=u.device, dtype=torch.long)
+
+
+def _sample_crops(u: torch.Tensor, recipe: ViewRecipe, in_h: int | torch.Tensor,
+                  in_w: int | torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """RandomResizedCrop.get_params, vectorized: the first of 10 tries that fits, else a center crop.
+    `in_h`, `in_w`: the image size, one for the batch or one per image (B-long tensors: folder images)."""
+    in_h, in_w = _per_image(in_h, u), _per_image(in_w, u)
+    area = (in_h * in_w).unsqueeze(1)
     frac = _uniform(u[:, :_TRIES], *recipe.crop_scale)
     log_lo, log_hi = math.log(recipe.crop_ratio[0]), math.log(recipe.crop_ratio[1])
     ratio = torch.exp(_uniform(u[:, _TRIES:2 * _TRIES], log_lo, log_hi))
     w = torch.round(torch.sqrt(area * frac * ratio)).long()
     h = torch.round(torch.sqrt(area * frac / ratio)).long()
-    fits = (w > 0) & (w <= in_w) & (h > 0) & (h <= in_h)
+    fits = (w > 0) & (w <= in_w.unsqueeze(1)) & (h > 0) & (h <= in_h.unsqueeze(1))
     tries = torch.arange(_TRIES, device=u.device)
     first = torch.where(fits, tries, _TRIES).amin(1, keepdim=True).clamp(max=_TRIES - 1)
     found = fits.any(1)
-    in_ratio = in_w / in_h
-    if in_ratio < recipe.crop_ratio[0]:
-        fw, fh = in_w, int(round(in_w / recipe.crop_ratio[0]))
-    elif in_ratio > recipe.crop_ratio[1]:
-        fw, fh = int(round(in_h * recipe.crop_ratio[1])), in_h
-    else:
-        fw, fh = in_w, in_h
+    in_ratio = in_w.double() / in_h.double()
+    too_tall, too_wide = in_ratio < recipe.crop_ratio[0], in_ratio > recipe.crop_ratio[1]
+    fw = torch.where(too_wide, torch.round(in_h.double() * recipe.crop_ratio[1]).long(), in_w)
+    fh = torch.where(too_tall, torch.round(in_w.double() / recipe.crop_ratio[0]).long(), in_h)
     h = torch.where(found, h.gather(1, first).squeeze(1), fh)
     w = torch.where(found, w.gather(1, first).squeeze(1), fw)
-    top = torch.where(found, (u[:, 2 * _TRIES] * (in_h - h + 1)).long().clamp(max=in_h - h), (in_h - fh) // 2)
-    left = torch.where(found, (u[:, 2 * _TRIES + 1] * (in_w - w + 1)).long().clamp(max=in_w - w), (in_w - fw) // 2)
+    top = torch.where(found, torch.minimum((u[:, 2 * _TRIES] * (in_h - h + 1)).long(), in_h - h), (in_h - fh) // 2)
+    left = torch.where(found, torch.minimum((u[:, 2 * _TRIES + 1] * (in_w - w + 1)).long(), in_w - w),
+                       (in_w - fw) // 2)
     return top, left, h, w
 
 
-def sample_view_params(recipe: ViewRecipe, batch_size: int, in_h: int, in_w: int,
+def sample_view_params(recipe: ViewRecipe, batch_size: int, in_h: int | torch.Tensor, in_w: int | torch.Tensor,
                        generator: torch.Generator, device: torch.device | str) -> ViewParams:
     """Draw every per-sample parameter of one view from one uniform tensor (fixed layout, so the
-    generator advances by the same amount whatever the recipe)."""
+    generator advances by the same amount whatever the recipe). `in_h`, `in_w`: ints, or per-image sizes."""
     u = torch.rand(batch_size, 2 * _TRIES + 16, generator=generator, device=generator.device).to(device)
     c = 2 * _TRIES + 2  # columns after the crop's
     top, left, h, w = _sample_crops(u, recipe, in_h, in_w)
@@ -170,19 +180,36 @@ class MultiViewAugment:
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # no host->device copy per step
 
-    def __call__(self, images_uint8: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
-        dev = images_uint8.device
+    def __call__(self, images: torch.Tensor | FolderBatch, generator: torch.Generator) -> list[torch.Tensor]:
+        pixels, (h, w) = _pixels_and_sizes(images)
+        dev = pixels.device
         if dev not in self._stats:
             self._stats[dev] = (torch.tensor(self.mean, device=dev), torch.tensor(self.std, device=dev))
         mean, std = self._stats[dev]
-        b, _, h, w = images_uint8.shape
-        return [apply_view(images_uint8, sample_view_params(r, b, h, w, generator, dev), r, self.out_size, mean, std)
-                for r in self.recipes]
+        return [apply_view(pixels, sample_view_params(r, len(pixels), h, w, generator, dev), r, self.out_size, mean,
+                           std) for r in self.recipes]
 
 
-def eval_transform(images_uint8: torch.Tensor, out_size: int, mean, std) -> torch.Tensor:
+def _pixels_and_sizes(images: torch.Tensor | FolderBatch) -> tuple[torch.Tensor, tuple]:
+    """The uint8 pixels and the size crops are drawn in: the batch's (H, W), or each folder image's own."""
+    if isinstance(images, FolderBatch):
+        return images.pixels, (images.sizes[:, 0], images.sizes[:, 1])
+    return images, tuple(images.shape[-2:])
+
+
+def random_view(images: torch.Tensor | FolderBatch, recipe: ViewRecipe, out_size: int, mean, std,
+                generator: torch.Generator) -> torch.Tensor:
+    """One augmented, normalized view of a batch (uint8 tensor or FolderBatch) drawn from `generator`."""
+    pixels, (h, w) = _pixels_and_sizes(images)
+    params = sample_view_params(recipe, len(pixels), h, w, generator, pixels.device)
+    return apply_view(pixels, params, recipe, out_size, mean, std)
+
+
+def eval_transform(images_uint8: torch.Tensor | FolderBatch, out_size: int, mean, std) -> torch.Tensor:
     """Deterministic test-time view: resize the shorter side to out_size (bilinear, antialiased when
-    downscaling), center crop, scale to [0,1], normalize."""
+    downscaling), center crop, scale to [0,1], normalize. A FolderBatch: folder_eval_view."""
+    if isinstance(images_uint8, FolderBatch):
+        return folder_eval_view(images_uint8, out_size, mean, std)
     x = images_uint8.float() / 255
     h, w = x.shape[-2:]
     if min(h, w) != out_size:
@@ -193,6 +220,17 @@ def eval_transform(images_uint8: torch.Tensor, out_size: int, mean, std) -> torc
         top, left = int(round((h - out_size) / 2.0)), int(round((w - out_size) / 2.0))
         x = x[..., top:top + out_size, left:left + out_size]
     return ((x - _stat(mean, x)) / _stat(std, x)).contiguous()
+
+
+def folder_eval_view(batch: FolderBatch, out_size: int, mean, std) -> torch.Tensor:
+    """Each image's centre square of side int(eval_crop * shorter side), offsets (size - side + 1) // 2,
+    resized to out_size bicubically (no antialias, clipped to [0, 1]) and normalized: [DM dataset.py]
+    _decode_and_center_crop with eval_crop 224/256, then tf.image.resize BICUBIC and clip."""
+    h, w = batch.sizes[:, 0], batch.sizes[:, 1]
+    side = (batch.eval_crop * torch.minimum(h, w).float()).long().clamp(min=1)  # float32 product, truncated
+    top, left = (h - side + 1) // 2, (w - side + 1) // 2
+    x = ops.resized_crop_flip(batch.pixels.float() / 255, top, left, side, side, None, out_size, "bicubic")
+    return ((x.clamp(0, 1) - _stat(mean, x)) / _stat(std, x)).contiguous()
 
 
 def adapt_channels(x: torch.Tensor, in_chans: int) -> torch.Tensor:

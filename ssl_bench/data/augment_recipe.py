@@ -112,6 +112,5 @@ def blur_kernel_size(recipe: ViewRecipe, out_size: int) -> int:
     return min(k, 2 * (out_size - 1) + 1) if out_size > 1 else 1
 
 
-BYOL_VIEWS = (ViewRecipe(), ViewRecipe(blur_p=0.1, solarize_p=0.2))  # [BYOL Table 6] view 1 / view 2
 # Supervised baseline and fine-tuning: random resized crop + flip only.
 SUPERVISED_VIEW = ViewRecipe(crop_scale=(0.08, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0)

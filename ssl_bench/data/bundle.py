@@ -10,6 +10,7 @@ from ..errors import UserError
 from .splits import stratified_split
 from .types import DatasetBundle, ImageSet
 
+VAL_HOLDOUT = "stratified hold-out of train"  # split_info["val"]["made"] when val was carved out of train
 # torchvision's ImageNet normalisation, used for folder datasets whose pixels are never all in memory
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,9 +30,22 @@ def check_train_size(name: str, train_size: object, available: int) -> None:
                         f"integer in [1, {available}] (the train images left after the val hold-out)")
 
 
+# Folder datasets: views are resized to 224 px [DM dataset.py], or to load_size where that is smaller
+FOLDER_VIEW_SIZE = 224
+
+
 def check_load_size(name: str, load_size: object) -> None:
+    if load_size is None:
+        return
     if isinstance(load_size, bool) or not isinstance(load_size, int) or load_size < 1:
-        raise UserError(f"dataset {name}: params.load_size: bad value {load_size!r}; allowed: an integer >= 1")
+        raise UserError(f"dataset {name}: params.load_size: bad value {load_size!r}; allowed: an integer >= 1 (the "
+                        "largest shorter side images are decoded at)")
+
+
+def check_eval_crop(name: str, eval_crop: object) -> None:
+    if isinstance(eval_crop, bool) or not isinstance(eval_crop, (int, float)) or not 0 < eval_crop <= 1:
+        raise UserError(f"dataset {name}: params.eval_crop: bad value {eval_crop!r}; allowed: a number in (0, 1] "
+                        "(the test view's centre crop as a fraction of the shorter side; 0.875 = 224 of 256)")
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -69,7 +83,7 @@ def assemble(name: str, *, train: ImageSet, test: ImageSet | None, num_classes: 
     if val is None:
         keep, held = stratified_split(train.labels, val_fraction, split_seed + 1)
         train, val = train.subset(keep), train.subset(held)
-        info["val"] = {"made": "stratified hold-out of train", "fraction": val_fraction}
+        info["val"] = {"made": VAL_HOLDOUT, "fraction": val_fraction}
     else:
         info["val"] = {"made": "official"}
     check_train_size(name, train_size, len(train))
@@ -83,9 +97,21 @@ def assemble(name: str, *, train: ImageSet, test: ImageSet | None, num_classes: 
         native = int(train.images.shape[-1])
     else:
         mean, std = IMAGENET_MEAN[:train.channels], IMAGENET_STD[:train.channels]
-        native = int(train.load_size)
+        native = min(FOLDER_VIEW_SIZE, train.load_size or FOLDER_VIEW_SIZE)
     return DatasetBundle(name=name, train=train, val=val, test=test, num_classes=num_classes, mean=mean, std=std,
                          native_size=native, metric=metric, class_names=class_names, split_info=info)
+
+
+def pretrain_on_val_holdout(bundle: DatasetBundle, enabled: bool, name: str) -> DatasetBundle:
+    """With `enabled`, pretraining sees train + a val split carved out of train (not an official val), as [DM]
+    pretrains ImageNet on TRAIN_AND_VALID and solo-learn / lightly on all of CIFAR train; val still only
+    chooses hyperparameters and test is never seen."""
+    if not isinstance(enabled, bool):
+        raise UserError(f"dataset {name}: params.pretrain_on_val: bad value {enabled!r}; allowed: true or false")
+    if enabled and bundle.split_info.get("val", {}).get("made") == VAL_HOLDOUT:
+        bundle.pretrain = bundle.train.concat(bundle.val)
+        bundle.split_info["pretrain"] = {"made": "train + val hold-out", "size": len(bundle.pretrain)}
+    return bundle
 
 
 def uint8_images(array: Any, channels_last: bool = False) -> torch.Tensor:

@@ -1,19 +1,26 @@
-"""The way in to every dataset: `load_dataset(name, root, download, **params)`.
+"""Datasets: `ssl_bench.create.create_dataset(name, root, download, **params)` is the way in (`load_dataset`
+here is the same call); this module holds the per-process cache and the loaders' parameters.
 
-Each dataset is a function registered with `@register_dataset(name)` and the signature
-`fn(root, download=False, val_fraction=0.1, test_fraction=0.2, split_seed=0, **extra) -> DatasetBundle`;
-its keyword defaults are the params a suite may set. Importing this module registers the built-ins.
+Each dataset is a function registered with `@register_dataset(name, label=..., metric=..., order=...)` and the
+signature `fn(root, download=False, val_fraction=0.1, test_fraction=0.2, split_seed=0, **extra) -> DatasetBundle`;
+its keyword defaults are the params a suite may set. Importing this module registers the built-ins: every
+`datasets_*.py` module beside it and image_folder (a new file of datasets needs no list to be extended).
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
-from typing import Any
+import pkgutil
+from typing import Any, Callable
 
-from ..errors import UserError
 from ..registry import DATASETS
-from . import datasets_small, datasets_torchvision, datasets_transfer, image_folder  # noqa: F401  (registration)
+from . import image_folder  # noqa: F401  (registration)
 from .types import DatasetBundle
+
+for _mod in sorted(m.name for m in pkgutil.iter_modules([os.path.dirname(__file__)])):
+    if _mod.startswith("datasets_"):  # registration
+        importlib.import_module(f"{__package__}.{_mod}")
 
 ENV_ROOT = "SSL_BENCH_DATA"
 _cache: dict[tuple, DatasetBundle] = {}
@@ -37,16 +44,19 @@ def dataset_params(name: str) -> dict[str, Any]:
 
 
 def load_dataset(name: str, root: str | None = None, download: bool = False, **params: Any) -> DatasetBundle:
-    """Load (once per process) dataset `name` with its deterministic splits. Unknown names and parameters
-    raise UserError; a dataset missing offline raises DatasetUnavailableError saying where to put it."""
-    fn = DATASETS.get(name)
-    allowed = dataset_params(name)
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise UserError(f"dataset {name}: params.{unknown[0]}: unknown parameter; allowed: "
-                        f"{', '.join(allowed) or '(none)'}")
+    """Load (once per process) dataset `name` with its deterministic splits: ssl_bench.create.create_dataset.
+    Unknown names and parameters raise UserError; a dataset missing offline raises DatasetUnavailableError
+    saying where to put it."""
+    from ..create import create_dataset
+
+    return create_dataset(name, root, download, **params)
+
+
+def load_registered(name: str, fn: Callable[..., DatasetBundle], root: str | None, download: bool,
+                    params: dict[str, Any]) -> DatasetBundle:
+    """The cached load behind create_dataset; `params` are already checked and complete."""
     root = os.path.abspath(os.path.expanduser(root or default_root()))
-    key = (name, root, repr(sorted({**allowed, **params}.items())))
+    key = (name, root, repr(sorted({**dataset_params(name), **params}.items())))
     if key not in _cache:
         _cache[key] = fn(root, download=download, **params)
     return _cache[key]

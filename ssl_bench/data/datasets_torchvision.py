@@ -9,7 +9,7 @@ import torch
 
 from ..errors import DatasetUnavailableError
 from ..registry import register_dataset
-from .bundle import assemble, uint8_images
+from .bundle import assemble, pretrain_on_val_holdout, uint8_images
 from .types import DatasetBundle, ImageSet
 
 
@@ -36,7 +36,7 @@ def require_files(name: str, root: str, folder: Path, files: list[str], archives
 
 def _cifar(name: str, cls_name: str, folder: str, files: list[str], archive: str, num_classes: int, root: str,
            download: bool, val_fraction: float, test_fraction: float, split_seed: int,
-           train_size: int | None) -> DatasetBundle:
+           train_size: int | None, pretrain_on_val: bool = False) -> DatasetBundle:
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, cls_name)
@@ -47,24 +47,25 @@ def _cifar(name: str, cls_name: str, folder: str, files: list[str], archive: str
         ds = cls(root, train=part == "train", download=False)  # .data: N x 32 x 32 x 3 uint8
         sets[part] = ImageSet(labels=torch.as_tensor(ds.targets, dtype=torch.long),
                               images=uint8_images(ds.data, channels_last=True))
-    return assemble(name, train=sets["train"], test=sets["test"], num_classes=num_classes,
-                    val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed,
-                    class_names=list(ds.classes), source=str(Path(root) / folder), train_size=train_size)
+    bundle = assemble(name, train=sets["train"], test=sets["test"], num_classes=num_classes,
+                      val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed,
+                      class_names=list(ds.classes), source=str(Path(root) / folder), train_size=train_size)
+    return pretrain_on_val_holdout(bundle, pretrain_on_val, name)  # solo-learn, lightly: all 50k pretrain
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", label="CIFAR-10", order=2)  # order: BYOL Table 3 column (datasets_transfer)
 def load_cifar10(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
-                 split_seed: int = 0, train_size: int | None = None) -> DatasetBundle:
+                 split_seed: int = 0, train_size: int | None = None, pretrain_on_val: bool = False) -> DatasetBundle:
     files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
     return _cifar("cifar10", "CIFAR10", "cifar-10-batches-py", files, "cifar-10-python.tar.gz", 10, root,
-                  download, val_fraction, test_fraction, split_seed, train_size)
+                  download, val_fraction, test_fraction, split_seed, train_size, pretrain_on_val)
 
 
-@register_dataset("cifar100")
+@register_dataset("cifar100", label="CIFAR-100", order=3)
 def load_cifar100(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
-                  split_seed: int = 0, train_size: int | None = None) -> DatasetBundle:
+                  split_seed: int = 0, train_size: int | None = None, pretrain_on_val: bool = False) -> DatasetBundle:
     return _cifar("cifar100", "CIFAR100", "cifar-100-python", ["train", "test", "meta"], "cifar-100-python.tar.gz",
-                  100, root, download, val_fraction, test_fraction, split_seed, train_size)
+                  100, root, download, val_fraction, test_fraction, split_seed, train_size, pretrain_on_val)
 
 
 def _stl_images(path: Path) -> torch.Tensor:
@@ -77,7 +78,7 @@ def _stl_labels(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.fromfile(path, dtype=np.uint8).astype(np.int64) - 1)  # stored 1..10
 
 
-@register_dataset("stl10")
+@register_dataset("stl10", label="STL-10")
 def load_stl10(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                split_seed: int = 0, unlabeled: bool = False) -> DatasetBundle:
     """STL-10 labelled train (5k) / test (8k) at 96 px. With unlabeled=True the 100k unlabelled images are

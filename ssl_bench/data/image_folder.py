@@ -13,7 +13,7 @@ import torch
 
 from ..errors import DatasetError, UserError
 from ..registry import register_dataset
-from .bundle import assemble, check_load_size
+from .bundle import assemble, check_eval_crop, check_load_size, pretrain_on_val_holdout
 from .types import DatasetBundle, ImageSet
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -97,15 +97,15 @@ def check_params(params: dict[str, Any], field: str) -> None:
                 raise _empty_class(folder / cls, where)
 
 
-def decode_checked(path: str, size: int, channels: int = 3) -> torch.Tensor:
-    """loader.decode_image, with a file that does not decode reported by name (a DatasetError the pipeline
+def decode_checked(path: str, max_short: int | None, channels: int = 3) -> torch.Tensor:
+    """loader.decode_whole, with a file that does not decode reported by name (a DatasetError the pipeline
     turns into a failed row), not as a PIL traceback from a DataLoader worker."""
     from PIL import Image
 
-    from .loader import decode_image
+    from .loader import decode_whole
 
     try:
-        return decode_image(path, size, channels)
+        return decode_whole(path, max_short, channels)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's decode errors
         raise DatasetError(f"image {path!r} cannot be decoded ({type(exc).__name__}: {exc}); allowed: a readable "
                            "image file (replace or delete it)") from None
@@ -113,22 +113,30 @@ def decode_checked(path: str, size: int, channels: int = 3) -> torch.Tensor:
 
 @register_dataset("image_folder")
 def load_image_folder(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
-                      split_seed: int = 0, path: str | None = None, load_size: int = 256) -> DatasetBundle:
-    """Images under `path` (class subfolders, or train/ + val/ and/or test/ of class subfolders), resized so
-    the shorter side is `load_size` and center-cropped to load_size x load_size when loaded."""
+                      split_seed: int = 0, path: str | None = None, load_size: int | None = 256,
+                      eval_crop: float = 0.875, pretrain_on_val: bool = True) -> DatasetBundle:
+    """Images under `path` (class subfolders, or train/ + val/ and/or test/ of class subfolders), decoded whole
+    with the shorter side reduced to at most `load_size` (and the longer to 2 * load_size; a huge value keeps
+    full size as [DM] decodes, but a batch is padded to its largest image). Views are 224 px (or load_size
+    when smaller); the test view is a centre crop of `eval_crop` of the shorter side (0.875 = 224 of 256
+    [DM dataset.py]). With `pretrain_on_val` pretraining also sees the val hold-out carved from train, as
+    [DM] pretrains on TRAIN_AND_VALID; val still only chooses hyperparameters."""
     parts = split_folders(path, "dataset image_folder: params.path")
     check_load_size("image_folder", load_size)
+    check_eval_crop("image_folder", eval_crop)
     paths, labels, classes = scan(parts["train"])
-    sets: dict[str, ImageSet | None] = {"train": ImageSet(labels=labels, paths=paths, load_size=load_size)}
+    folder_set = {"load_size": load_size, "eval_crop": float(eval_crop)}
+    sets: dict[str, ImageSet | None] = {"train": ImageSet(labels=labels, paths=paths, **folder_set)}
     for split in ("val", "test"):
         sets[split] = None
         if split in parts:
             p, y, _ = scan(parts[split], classes)
-            sets[split] = ImageSet(labels=y, paths=p, load_size=load_size)
+            sets[split] = ImageSet(labels=y, paths=p, **folder_set)
     source = {"path": str(Path(os.path.expanduser(str(path)))), **{f"{k}_folder": str(v) for k, v in parts.items()}}
-    return assemble("image_folder", train=sets["train"], val=sets["val"], test=sets["test"],
-                    num_classes=len(classes), val_fraction=val_fraction, test_fraction=test_fraction,
-                    split_seed=split_seed, class_names=classes, source=source)
+    bundle = assemble("image_folder", train=sets["train"], val=sets["val"], test=sets["test"],
+                      num_classes=len(classes), val_fraction=val_fraction, test_fraction=test_fraction,
+                      split_seed=split_seed, class_names=classes, source=source)
+    return pretrain_on_val_holdout(bundle, pretrain_on_val, "image_folder")
 
 
 load_image_folder.check_params = check_params  # type: ignore[attr-defined]  # run by suite validation

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .types import ImageSet
+from .types import FolderBatch, ImageSet
 
 
 def per_rank_count(n: int, drop_last: bool, world_size: int) -> int:
@@ -62,7 +62,8 @@ class PathStore:
 
 def decode_image(path: str, size: int, channels: int = 3) -> torch.Tensor:
     """PIL decode -> RGB or L -> shorter side resized to `size` (bilinear) -> center crop size x size ->
-    uint8 C x size x size. Sizes and crop offsets follow torchvision's Resize(size) + CenterCrop(size)."""
+    uint8 C x size x size. Sizes and crop offsets follow torchvision's Resize(size) + CenterCrop(size).
+    (Folder datasets decode the whole image instead: decode_whole.)"""
     from PIL import Image
 
     mode = "RGB" if channels == 3 else "L"
@@ -82,13 +83,34 @@ def decode_image(path: str, size: int, channels: int = 3) -> torch.Tensor:
     return x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1).contiguous()
 
 
+def decode_whole(path: str, max_short: int | None, channels: int = 3) -> torch.Tensor:
+    """PIL decode -> RGB or L, the whole image (aspect ratio kept) -> uint8 C x h x w. The image is reduced
+    (bicubic, antialiased; JPEGs first at a DCT scale that stays large enough) until its shorter side is at
+    most `max_short` and its longer side at most 2 * max_short (a batch is padded to its largest image, so
+    this bounds memory; it shrinks only images wider than 2:1); smaller images are never enlarged. None:
+    full size. Crops then come from the whole image, as [DM dataset.py] crops the decoded JPEG."""
+    from PIL import Image
+
+    mode = "RGB" if channels == 3 else "L"
+    with Image.open(path) as img:
+        if max_short is not None:
+            img.draft(mode, (max_short, max_short))  # JPEG only: never below max_short on either side
+        img = img.convert(mode)
+    w, h = img.size
+    scale = 1.0 if max_short is None else min(1.0, max_short / min(w, h), 2 * max_short / max(w, h))
+    if scale < 1.0:
+        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
+    x = torch.from_numpy(np.array(img, dtype=np.uint8))
+    return x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1).contiguous()
+
+
 class DecodedFolder(Dataset):
-    """Map-style dataset over an ImageSet's paths; workers decode to uint8 tensors of one size."""
+    """Map-style dataset over an ImageSet's paths; workers decode whole images (see decode_whole)."""
 
     def __init__(self, data: ImageSet):
         self.paths = PathStore(data.paths)
         self.labels = data.labels
-        self.size = int(data.load_size or 256)
+        self.max_short = data.load_size
         self.channels = data.channels
 
     def __len__(self) -> int:
@@ -97,7 +119,17 @@ class DecodedFolder(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         from .image_folder import decode_checked  # names a file that does not decode
 
-        return decode_checked(self.paths[i], self.size, self.channels), self.labels[i]
+        return decode_checked(self.paths[i], self.max_short, self.channels), self.labels[i]
+
+
+def pad_collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(canvas uint8 B x C x H x W with each image top-left, sizes B x 2, labels) from images of any size."""
+    sizes = torch.tensor([img.shape[-2:] for img, _ in items], dtype=torch.long).view(-1, 2)
+    h, w = (int(m) for m in sizes.amax(0)) if len(items) else (0, 0)
+    canvas = torch.zeros(len(items), items[0][0].shape[0] if items else 0, h, w, dtype=torch.uint8)
+    for k, (img, _) in enumerate(items):
+        canvas[k, :, :img.shape[-2], :img.shape[-1]] = img
+    return canvas, sizes, torch.stack([torch.as_tensor(y) for _, y in items])
 
 
 def _folder_dataset(data: ImageSet) -> DecodedFolder:
@@ -110,8 +142,9 @@ def _folder_dataset(data: ImageSet) -> DecodedFolder:
 
 def iterate_batches(data: ImageSet, batch_size: int, *, shuffle: bool, generator: torch.Generator | None,
                     drop_last: bool, device: torch.device | str, num_workers: int = 0, rank: int = 0,
-                    world_size: int = 1, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (uint8 B x C x H x W, labels) on `device` for this rank's shard of one epoch."""
+                    world_size: int = 1, epoch: int = 0) -> Iterator[tuple[torch.Tensor | FolderBatch, torch.Tensor]]:
+    """Yield (images, labels) on `device` for this rank's shard of one epoch: uint8 B x C x H x W for an
+    in-memory set, a FolderBatch (whole images of any size on one canvas) for a folder set."""
     device = torch.device(device)
     order = shard_indices(len(data), shuffle=shuffle, generator=generator, drop_last=drop_last, rank=rank,
                           world_size=world_size, epoch=epoch)
@@ -121,10 +154,11 @@ def iterate_batches(data: ImageSet, batch_size: int, *, shuffle: bool, generator
         yield from _memory_batches(data, order, batch_size, count, device, pin)
         return
     loader = DataLoader(_folder_dataset(data), batch_size=batch_size, sampler=order.tolist(), drop_last=drop_last,
-                        num_workers=num_workers, pin_memory=pin, persistent_workers=False,
+                        num_workers=num_workers, pin_memory=pin, persistent_workers=False, collate_fn=pad_collate,
                         prefetch_factor=4 if num_workers > 0 else None)
-    for images, labels in loader:
-        yield images.to(device, non_blocking=pin), labels.to(device, non_blocking=pin)
+    for pixels, sizes, labels in loader:
+        batch = FolderBatch(pixels, sizes, data.eval_crop).to(device, non_blocking=pin)
+        yield batch, labels.to(device, non_blocking=pin)
 
 
 def _memory_batches(data: ImageSet, order: torch.Tensor, batch_size: int, count: int, device: torch.device,

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
+
+from ..jsonl import dumps, read_jsonl
 
 
 class MetricsLog:
@@ -16,15 +18,12 @@ class MetricsLog:
     def rows(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        text = self.path.read_text()
         if self.fmt == "jsonl":
-            out = []
-            for line in text.splitlines():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a torn last line from a kill
-            return out
+            rows, bad = read_jsonl(self.path)  # the one JSONL policy: unreadable lines skipped, with a warning
+            if bad:
+                print(f"warning: {self.path}: skipped {len(bad)} unreadable line(s)", file=sys.stderr)
+            return rows
+        text = self.path.read_text()
         return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(text.splitlines())]
 
     def keep_before(self, epoch: int) -> None:
@@ -39,7 +38,7 @@ class MetricsLog:
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", newline="") as f:
             if self.fmt == "jsonl":
-                f.writelines(json.dumps(r) + "\n" for r in rows)
+                f.writelines(dumps(r) + "\n" for r in rows)  # strict JSON: no NaN tokens
             elif rows:
                 keys = list(dict.fromkeys(k for r in rows for k in r))
                 w = csv.DictWriter(f, fieldnames=keys)

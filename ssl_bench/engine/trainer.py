@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import dataclasses
+import contextlib
 import math
 import warnings
 import time
@@ -19,8 +20,10 @@ from ..data.types import ImageSet
 from ..errors import UserError
 from ..method import Method
 from . import checkpoint
+from .compute import device_name, peak_memory_mb
 from .ema import ema_update
 from .metrics_log import MetricsLog
+from .online_head import OnlineLinear
 from .optim import build_optimizer
 from .progress import Progress
 from .schedules import scaled_lr, warmup_cosine
@@ -82,14 +85,31 @@ class _Loop:
     ckpt_path: Path
     log: MetricsLog
     progress: Progress | None = None
+    head: OnlineLinear | None = None  # the online linear head, when the suite asks for one
 
 
 def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]],
              s: TrainSettings, run_dir: Path, resume: bool = False, label: str = "",
-             on_epoch_end: Callable[[int], dict[str, Any]] | None = None) -> dict[str, Any]:
+             on_epoch_end: Callable[[int], dict[str, Any]] | None = None,
+             online_head: OnlineLinear | None = None) -> dict[str, Any]:
     """Train `model` in place; checkpoint every epoch; resume from run_dir/checkpoint.pt if asked (one that does
-    not load or fit is moved aside with a warning, and training starts from the first epoch)."""
+    not load or fit is moved aside with a warning, and training starts from the first epoch).
+
+    `on_epoch_end(epoch)` runs after each epoch on every rank; what it returns joins that epoch's metrics row
+    (the kNN monitor, engine.monitors.KnnMonitor). `online_head` is trained on the encoder's detached features
+    after every step and checkpointed with the model (engine.online_head); the model's training is bit-identical
+    with or without either."""
     loop = _setup(model, len(data), s, Path(run_dir))
+    loop.head = online_head
+    try:
+        return _run(loop, data, augment, resume, label, on_epoch_end)
+    finally:
+        if online_head is not None:
+            online_head.close()
+
+
+def _run(loop: _Loop, data: ImageSet, augment: Callable, resume: bool, label: str,
+         on_epoch_end: Callable[[int], dict[str, Any]] | None) -> dict[str, Any]:
     start_epoch, step = _restore(loop) if resume else (0, 0)
     if dist.is_main():
         loop.log.keep_before(start_epoch)
@@ -98,6 +118,8 @@ def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, tor
     for epoch in range(start_epoch, loop.s.epochs):
         row = _train_epoch(loop, data, augment, epoch, step)
         step, images_seen = row["step"], images_seen + row.pop("images")
+        if loop.head is not None:
+            row.update(loop.head.epoch_stats())
         if on_epoch_end is not None:
             row.update(on_epoch_end(epoch))
         _end_epoch(loop, row, epoch)
@@ -105,7 +127,11 @@ def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, tor
     wall = time.perf_counter() - t_start
     rows = loop.log.rows() if dist.is_main() else []
     return {"train_time_s": wall, "steps": step, "final_loss": rows[-1]["loss"] if rows else None,
-            "images_per_s": images_seen / wall if wall > 0 and images_seen else None}
+            "images_per_s": images_seen / wall if wall > 0 and images_seen else None,
+            # every logged epoch, those before a resume included (compute.compute_record)
+            "train_wall_total_s": sum(r.get("time_s", 0.0) for r in rows),
+            "device": device_name(loop.s.device), "device_count": dist.world_size(),
+            "peak_memory_mb": peak_memory_mb(loop.s.device)}
 
 
 def _setup(model: Method, n_images: int, s: TrainSettings, run_dir: Path) -> _Loop:
@@ -149,10 +175,14 @@ def _restore(loop: _Loop) -> tuple[int, int]:
         loop.model.load_state_dict(state["model"])
         loop.opt.load_state_dict(state["optimizer"])
         loop.scaler.load_state_dict(state["scaler"])
+        if loop.head is not None:  # a checkpoint without the head (KeyError) does not fit this run
+            loop.head.load_state_dict(state["online_linear"])
         return int(state["epoch"]), int(state["step"])
     except Exception as exc:  # noqa: BLE001 - a checkpoint of another shape or version: start over
         loop.model.load_state_dict(initial)  # load_state_dict may have copied some tensors before failing
         loop.opt, loop.scaler = _fresh_optimizer(loop.model, loop.s, loop.peak)
+        if loop.head is not None:
+            loop.head.reset()
         checkpoint.set_aside(loop.ckpt_path, f"does not fit this run: {checkpoint.describe_error(exc)}", fallback)
         return 0, 0
 
@@ -175,7 +205,9 @@ def _train_epoch(loop: _Loop, data: ImageSet, augment: Callable, epoch: int, ste
         views = augment(images, aug_gen)
         if s.channels_last:
             views = [x.contiguous(memory_format=torch.channels_last) for x in views]
-        with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32, enabled=s.amp_dtype is not None):
+        capture = loop.head.capture() if loop.head is not None else contextlib.nullcontext()
+        with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32,
+                            enabled=s.amp_dtype is not None), capture:
             out = loop.net(views, labels if model.needs_labels else None)
         opt.zero_grad(set_to_none=True)
         scaler.scale(out["loss"]).backward()
@@ -184,6 +216,8 @@ def _train_epoch(loop: _Loop, data: ImageSet, augment: Callable, epoch: int, ste
         if pairs:
             tau = model.momentum_at(step, loop.total)
             ema_update(pairs, tau)
+        if loop.head is not None:  # after the model's step: nothing it does can reach the encoder's update
+            loop.head.step(labels, warmup_cosine(step, loop.total, loop.warmup, loop.head.peak))
         loss_sum += out["loss"].detach().float()
         n, step = n + 1, step + 1
         if step % s.log_every == 0:  # the only host sync inside the epoch
@@ -203,7 +237,9 @@ def _end_epoch(loop: _Loop, row: dict[str, Any], epoch: int) -> None:
     """Log the epoch and checkpoint it (rank 0), then wait for every rank."""
     if dist.is_main():
         loop.log.append(row)
-        checkpoint.save_atomic({"model": loop.model.state_dict(), "optimizer": loop.opt.state_dict(),
-                                "scaler": loop.scaler.state_dict(), "epoch": epoch + 1, "step": row["step"]},
-                               loop.ckpt_path)
+        state = {"model": loop.model.state_dict(), "optimizer": loop.opt.state_dict(),
+                 "scaler": loop.scaler.state_dict(), "epoch": epoch + 1, "step": row["step"]}
+        if loop.head is not None:
+            state["online_linear"] = loop.head.state_dict()
+        checkpoint.save_atomic(state, loop.ckpt_path)
     dist.barrier()

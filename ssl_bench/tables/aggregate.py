@@ -1,4 +1,5 @@
-"""Mean +- std over seeds per table cell, and the best / tied marks per column."""
+"""Mean +- std over seeds per table cell (with each seed's value and evidence), and the best / tied marks per
+column (tied: a paired test does not tell it from the best)."""
 from __future__ import annotations
 
 import warnings
@@ -7,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from .uncertainty import Uncertainty, evidence_refs, samples_of, test_counts
 from .vocab import SETTING_FIELDS, is_missing
 
 STAT_COLUMNS = ("mean", "std", "n", "n_failed", "n_collapsed", "status")
@@ -43,15 +45,20 @@ def aggregate(df: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataF
     work["_v"] = df["value"].where(ok)
     work["_failed"] = (~ok & (df["status"] != "collapsed")).astype(int)
     work["_collapsed"] = (df["status"] == "collapsed").astype(int)
+    work["_refs"] = evidence_refs(df).where(ok, None).map(lambda r: () if r is None else (r,))
+    work["_ntest"] = test_counts(df).where(ok)
+    work["seed"] = df["seed"] if "seed" in df else None
     if "seed" in df and "seed" not in keys:
         # a seed that appears twice in a cell (two configurations) is one sample, not two: average it first,
         # so n and the std count distinct seeds
-        work["seed"] = df["seed"]
         work = work.groupby(keys + ["seed"], dropna=False, sort=False).agg(
-            _v=("_v", "mean"), _failed=("_failed", "sum"), _collapsed=("_collapsed", "sum")).reset_index()
+            _v=("_v", "mean"), _failed=("_failed", "sum"), _collapsed=("_collapsed", "sum"),
+            _refs=("_refs", lambda s: sum(s, ())), _ntest=("_ntest", "max")).reset_index()
+    work["_s"] = samples_of(work)  # what intervals and paired tests need: per seed, its value and evidence
     grouped = work.groupby(keys, dropna=False, sort=False)
     out = grouped.agg(mean=("_v", "mean"), std=("_v", lambda s: s.std(ddof=1)), n=("_v", "count"),
-                      n_failed=("_failed", "sum"), n_collapsed=("_collapsed", "sum")).reset_index()
+                      n_failed=("_failed", "sum"), n_collapsed=("_collapsed", "sum"),
+                      _samples=("_s", lambda s: tuple(x for x in s if x is not None))).reset_index()
     out["n"] = out["n"].astype(int)
     out["std"] = out["std"].astype(float)
     out["status"] = [_status(n, f, c) for n, f, c in zip(out["n"], out["n_failed"], out["n_collapsed"])]
@@ -84,24 +91,36 @@ def _warn_mixed(df: pd.DataFrame, keys: list[str]) -> None:
                           "count distinct seeds", stacklevel=3)
 
 
-def mark_best(agg: pd.DataFrame, rows: list[str], columns: list[str], eligible: pd.Series | None = None) -> None:
-    """Add `best` (highest mean in its column) and `tied` (within one std of the best; the larger of the two
-    stds, NaN counting as 0) in place. Only `eligible` lines compete (our runs, not reported numbers)."""
-    agg["best"] = False
-    agg["tied"] = False
+def mark_best(agg: pd.DataFrame, rows: list[str], columns: list[str], eligible: pd.Series | None = None,
+              unc: Uncertainty | None = None) -> None:
+    """Add `best` (highest mean in its column) and `tied` in place: a line is tied with the best when the paired
+    test of the two (Uncertainty.paired: t over shared seeds, else the bootstrap over one seed's test images)
+    does not reject equality at unc.alpha. `p_vs_best` and `tie_test` ("t", "bootstrap", or "none" when no test
+    was possible: never tied) say why. Only `eligible` lines compete (our runs, not reported numbers)."""
+    unc = unc or Uncertainty()
+    agg["best"], agg["tied"], agg["p_vs_best"], agg["tie_test"] = False, False, np.nan, ""
     if agg.empty:
         return
     ok = agg["status"].eq("ok") & agg["mean"].notna()
     if eligible is not None:
         ok &= eligible
     col_key = _col_key(agg, columns)
+    samples = agg["_samples"] if "_samples" in agg else pd.Series([()] * len(agg), index=agg.index)
     for _, idx in agg[ok].groupby(col_key[ok], sort=False).groups.items():
-        part = agg.loc[idx]
-        top = part["mean"].max()
-        top_std = part.loc[part["mean"] == top, "std"].fillna(0).max()
-        agg.loc[idx, "best"] = part["mean"] == top
-        gap = top - part["mean"]
-        agg.loc[idx, "tied"] = (part["mean"] < top) & (gap <= np.maximum(part["std"].fillna(0), top_std))
+        means = agg.loc[idx, "mean"]
+        top = means.max()
+        agg.loc[idx, "best"] = means == top
+        ref = means.index[means == top][0]
+        for i in means.index[means < top]:
+            res = unc.paired(_tuple(samples[ref]), _tuple(samples[i]))
+            agg.at[i, "tie_test"] = "none" if res is None else res.test
+            if res is not None:
+                agg.at[i, "p_vs_best"] = res.p
+                agg.at[i, "tied"] = res.p >= unc.alpha
+
+
+def _tuple(v) -> tuple:
+    return v if isinstance(v, tuple) else ()
 
 
 def _col_key(agg: pd.DataFrame, columns: list[str]) -> pd.Series:

@@ -7,10 +7,12 @@ import pandas as pd
 from ..errors import UserError
 from .aggregate import aggregate, check_fields, mark_best
 from .layouts import LAYOUTS, Section, add_target, pivot_section, preset_sections
-from .reference import deltas, load_reference, relevant, reported_frame, widen_rows
+from .reference import REPORTED_SETTING, deltas, load_reference, relevant, reported_frame, widen_rows
+from .uncertainty import Uncertainty, add_intervals
 
-TIDY_TAIL = ("mean", "std", "n", "n_failed", "n_collapsed", "status", "reported", "source", "note", "delta",
-             "best", "tied")
+TIDY_TAIL = ("mean", "std", "n", "n_failed", "n_collapsed", "status", "reported", "reference", "source", "note",
+             "delta", "best", "tied")
+CI_TAIL = ("ci_lo", "ci_hi", "ci_method", "ci_level", "p_vs_best", "tie_test")  # with --ci only
 
 
 def is_aggregated(df: pd.DataFrame) -> bool:
@@ -36,42 +38,62 @@ def sections_for(df: pd.DataFrame, layout: str = "auto", rows: list[str] | None 
     return [pivot_section(df, rows, columns, base)]
 
 
-def section_frame(sec: Section, df: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Tidy frame of one table: one line per (row, column) cell of ours, then the reported ones."""
+def _marked(ours: pd.DataFrame, note: str) -> bool:
+    """A note about marked rows belongs under a table only when one of its rows carries the mark."""
+    return "method" in ours and ours["method"].astype(str).str.endswith(" " + note[0]).any()
+
+
+def section_frame(sec: Section, df: pd.DataFrame, published: pd.DataFrame | None = None,
+                  unc: Uncertainty | None = None) -> pd.DataFrame:
+    """Tidy frame of one table: one line per (row, column) cell of ours, then the reported ones; with unc.ci,
+    each line's interval and its test against the best (CI_TAIL)."""
+    unc = unc or Uncertainty()
     ours = sec.select(df)
+    sec.notes = list(dict.fromkeys(sec.notes + [n for n in df.attrs.get("notes", []) if _marked(ours, n)]))
     shown = relevant(sec, ours, published) if published is not None else None
     if shown is not None and not shown.empty:
         sec.rows = widen_rows(sec, ours, shown)
     agg = aggregate(ours, sec.rows, sec.columns)
     agg["reported"] = False
+    agg["reference"] = False
     agg["source"] = "ours"
     agg["note"] = ""
     keys = sec.rows + sec.columns
-    agg["delta"] = deltas(agg, ours, keys, published) if published is not None else np.nan
+    agg["delta"], matched = np.nan, set()
+    if shown is not None and not shown.empty:  # deltas only against the rows shown, and only of the same setting
+        agg["delta"], matched = deltas(agg, ours, keys, shown)
     frames = [agg]
     if shown is not None and not shown.empty:
-        frames.append(reported_frame(shown, sec.rows, sec.columns))
+        frames.append(reported_frame(shown, sec.rows, sec.columns, matched))
     tidy = pd.concat(frames, ignore_index=True) if len(frames) > 1 else agg
-    mark_best(tidy, sec.rows, sec.columns, eligible=~tidy["reported"].astype(bool))
-    head = list(dict.fromkeys(keys + (["epochs"] if "epochs" in tidy else [])))
-    tidy = tidy[head + list(TIDY_TAIL)].copy()
+    mark_best(tidy, sec.rows, sec.columns, eligible=~tidy["reported"].astype(bool), unc=unc)
+    if unc.ci:
+        add_intervals(tidy, unc)
+    tests = sorted(set(tidy["tie_test"]) - {""})  # for the footnote: which tests decided the marks
+    head = list(dict.fromkeys(keys + [f for f in REPORTED_SETTING if f in tidy]))
+    tidy = tidy[head + list(TIDY_TAIL) + (list(CI_TAIL) if unc.ci else [])].copy()
     tidy.insert(0, "table", sec.name)
     tidy["n"] = tidy["n"].astype(float) if tidy["reported"].any() else tidy["n"].astype(int)
-    tidy.attrs.update(rows=list(sec.rows), columns=list(sec.columns))
+    tidy.attrs.update(rows=list(sec.rows), columns=list(sec.columns),
+                      protocols=sorted(set(ours["protocol"].dropna().astype(str))),  # what reported lines differ from
+                      uncertainty={**unc.notes(), "tests": tests})
     return tidy
 
 
 def table_frames(df: pd.DataFrame, layout: str = "auto", rows: list[str] | None = None,
-                 columns: list[str] | None = None, with_published: bool = False) -> list[tuple[Section, pd.DataFrame]]:
+                 columns: list[str] | None = None, with_published: bool = False,
+                 unc: Uncertainty | None = None) -> list[tuple[Section, pd.DataFrame]]:
     df = add_target(df)
     published = load_reference() if with_published else None
-    return [(sec, section_frame(sec, df, published)) for sec in sections_for(df, layout, rows, columns)]
+    unc = unc or Uncertainty()  # one for all tables: each evidence file is read and resampled once
+    return [(sec, section_frame(sec, df, published, unc)) for sec in sections_for(df, layout, rows, columns)]
 
 
 def table_frame(df: pd.DataFrame, layout: str = "auto", rows: list[str] | None = None,
-                columns: list[str] | None = None, with_published: bool = False) -> pd.DataFrame:
+                columns: list[str] | None = None, with_published: bool = False,
+                unc: Uncertainty | None = None) -> pd.DataFrame:
     """All tables of `render` as one tidy frame (the CSV format writes exactly this), `table` naming each."""
-    return concat_frames(table_frames(df, layout, rows, columns, with_published))
+    return concat_frames(table_frames(df, layout, rows, columns, with_published, unc))
 
 
 def concat_frames(pairs: list[tuple[Section, pd.DataFrame]]) -> pd.DataFrame:

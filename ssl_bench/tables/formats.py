@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from .grid import Cell, Grid
+from .grid import REFERENCE_MARK, Cell, Grid
+from .uncertainty import NO_EVIDENCE
 
 FORMATS = ("markdown", "latex", "csv", "html")
 
@@ -24,7 +25,7 @@ class Style:
 def _latex_escape(s: str) -> str:
     table = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
              "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "Δ": r"$\Delta$",
-             "†": r"$^\dagger$", "–": "--"}
+             "†": r"$^\dagger$", "‡": r"$^\ddagger$", "–": "--", "α": r"$\alpha$"}
     return "".join(table.get(ch, ch) for ch in s)
 
 
@@ -47,7 +48,11 @@ def cell_text(c: Cell, st: Style, n_max: int, decimals: int = 1) -> str:
     if c.status != "ok" or math.isnan(c.mean):
         return st.escape(c.status)
     text = _num(c.mean, decimals, c.reported)
-    if not math.isnan(c.std):
+    if c.ci_method in ("t", "bootstrap"):  # --ci: the interval replaces the std
+        text += f" [{_num(c.ci_lo, decimals)}, {_num(c.ci_hi, decimals)}]"
+    elif c.ci_method == NO_EVIDENCE:
+        text += " [n/a]"
+    elif not math.isnan(c.std):
         text += f" {st.pm} {_num(c.std, decimals)}"
     if c.best:
         text = st.bold(text)
@@ -63,21 +68,56 @@ def cell_text(c: Cell, st: Style, n_max: int, decimals: int = 1) -> str:
 
 def footnote(g: Grid, st: Style) -> str:
     """The one line under a table that explains its marks."""
-    seeds = (f"Mean {st.pm} sample std over {g.n_max} seeds ((n=k): fewer seeds)" if g.n_max > 1
-             else "One seed per cell (no std)")
-    parts = [seeds,
+    parts = [_spread(g, st),
              f"{st.bold('bold')}: best of our runs in its column",
-             f"{st.dagger}: within one std of the best",
+             _tie_rule(g, st),
              f"{st.dash}: no result",
              "failed: every seed failed; collapsed: every seed's encoder collapsed; [k failed]: k seeds left out"]
     if g.sources:
         parts.append("reported: a published number, not run here")
     if g.has_delta:
-        parts.append(f"{st.delta}: our mean minus the reported number of the same method, backbone, pretraining "
-                     "data, protocol and metric")
+        parts.append(f"{st.delta}: our mean minus the reported number of the same method, protocol and setting "
+                     "(backbone, pretraining data and epochs, dataset, metric; batch size and evaluation recipe where "
+                     "our records state them)")
+    if g.has_reference:
+        parts.append(f"{st.escape(REFERENCE_MARK)}: reported with a protocol or setting that none of our rows here "
+                     f"shares: shown for reference, no {st.delta} (its evaluation is named below)")
     line = "; ".join(parts) + "."
     extra = [st.escape(n) for n in g.notes] + [st.escape(f"[{i}] {s}.") for i, s in enumerate(g.sources, 1)]
     return " ".join([line] + extra)
+
+
+def _spread(g: Grid, st: Style) -> str:
+    """What follows each mean: the std (default) or, with --ci, the interval and how it was computed."""
+    u = g.uncertainty
+    if not u.get("ci"):
+        return (f"Mean {st.pm} sample std over {g.n_max} seeds ((n=k): fewer seeds)" if g.n_max > 1
+                else "One seed per cell (no std)")
+    methods = {c.ci_method for line in g.cells for c in line}
+    text = [f"Mean [{100 * u['level']:g}% CI]"]
+    if "t" in methods:
+        text.append(f"a Student t interval over seeds (2 or more seeds, up to {g.n_max} here; (n=k): fewer seeds)")
+    if "bootstrap" in methods:
+        text.append(f"with one seed, a percentile bootstrap interval over the test images ({u['resamples']} "
+                    f"resamples, seed {u['seed']})")
+    if NO_EVIDENCE in methods:
+        text.append("[n/a]: one seed and no saved per-image predictions, so no interval")
+    return st.escape(": ".join(text[:2]) + ("; " + "; ".join(text[2:]) if text[2:] else ""))
+
+
+def _tie_rule(g: Grid, st: Style) -> str:
+    """The tie mark's definition, naming the tests that decided this table's marks."""
+    u = g.uncertainty
+    alpha = u.get("alpha", 0.05)
+    tests = set(u.get("tests", ()))
+    names = {"t": "a two-sided paired t-test over the seeds both share",
+             "bootstrap": (f"a paired bootstrap over the same test images of their one shared seed "
+                           f"({u.get('resamples', 1000)} resamples, two-sided)")}
+    used = [names[t] for t in ("t", "bootstrap") if t in tests] or list(names.values())
+    text = f"not significantly different from the best at α = {alpha:g} ({' / '.join(used)})"
+    if "none" in tests:
+        text += "; a cell that could not be tested (no shared seed, or no saved predictions) has no mark"
+    return f"{st.dagger}: {st.escape(text)}"
 
 
 def markdown(grids: list[Grid], decimals: int = 1) -> str:

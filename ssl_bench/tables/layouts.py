@@ -2,6 +2,7 @@
 
 Presets follow the BYOL paper: Table 1 (linear, top-1/top-5 per method), Table 2 (semi-supervised, 1% and 10%
 labels), Table 3 (transfer, one column per dataset with that dataset's own metric); plus kNN and a catch-all.
+Which preset shows a protocol is declared by the protocol itself (`Protocol.table`, see ssl_bench.evaluation).
 """
 from __future__ import annotations
 
@@ -11,13 +12,10 @@ from typing import Callable
 import pandas as pd
 
 from ..errors import UserError
-from .vocab import DATASET_LABEL, DATASET_METRIC, METRIC_SHORT, PROTOCOL_LABEL, fraction_label, is_missing
+from .vocab import dataset_label, fraction_label, headline_metric, is_missing, metrics, protocol, protocols
 
 LAYOUTS = ("auto", "linear", "semi", "transfer", "all")
-LINEAR = ("linear", "linear_sgd")
 PIVOT_COLUMNS = ("protocol", "target", "label_fraction", "metric")
-TRANSFER_TITLE = {"transfer_linear": "Transfer: linear evaluation on other datasets",
-                  "transfer_finetune": "Transfer: fine-tuned on other datasets"}
 
 
 @dataclass
@@ -51,33 +49,45 @@ def row_fields(df: pd.DataFrame) -> list[str]:
 
 
 def own_metric(df: pd.DataFrame) -> pd.DataFrame:
-    """Keep each evaluation dataset's own metric (BYOL Table 3): the declared one, else map11 / mean per-class
-    when recorded (the probe records those only for datasets that use them), else top-1."""
+    """Keep each evaluation dataset's own metric (BYOL Table 3): the one its registration declares, else top-1
+    (else the first recorded one, in the metrics' declared order)."""
+    order = {name: m.order for name, m in metrics().items()}
     keep = []
     for ds, part in df.groupby("eval_dataset", sort=False):
-        have = set(part["metric"].dropna())
-        metric = DATASET_METRIC.get(ds)
+        have = sorted(set(part["metric"].dropna()), key=lambda m: (order.get(m, float("inf")), str(m)))
+        metric = headline_metric(ds)
         if metric not in have:
-            metric = next((m for m in ("map11", "mean_per_class", "top1") if m in have), None)
+            metric = "top1" if "top1" in have else next(iter(have), None)
         keep.append(part[part["metric"] == metric] if metric else part)
     return pd.concat(keep) if keep else df.iloc[:0]
 
 
+def _tables(df: pd.DataFrame) -> pd.Series:
+    """The preset table each record's protocol declares ("" for none)."""
+    by_name = {name: p.table for name, p in protocols().items()}
+    return df["protocol"].map(lambda p: by_name.get(p, "") if isinstance(p, str) else "").astype(str)
+
+
+def _own_data(df):
+    return df["target"] == ""
+
+
 def _linear_mask(df):
-    return df["protocol"].isin(LINEAR) & (df["target"] == "")
+    return (_tables(df) == "linear") & _own_data(df)
 
 
 def _knn_mask(df):
-    return (df["protocol"] == "knn") & (df["target"] == "")
+    return (_tables(df) == "knn") & _own_data(df)
 
 
 def _semi_mask(df):
-    return df["protocol"] == "semi_supervised"
+    return _tables(df) == "semi"
 
 
 def transfer_mask(df):
-    return df["protocol"].astype(str).str.startswith("transfer") | (
-        (df["target"] != "") & (df["protocol"] != "semi_supervised"))
+    """Transfer protocols, and any frozen-encoder protocol run on another dataset than the pretraining one."""
+    tables = _tables(df)
+    return (tables == "transfer") | (~_own_data(df) & (tables != "semi"))
 
 
 def _linear(df):
@@ -96,14 +106,23 @@ def _other(df):
     return df[~(_linear_mask(df) | _knn_mask(df) | _semi_mask(df) | transfer_mask(df))]
 
 
-def _transfer_of(protocol: str):
-    return lambda df: own_metric(df[transfer_mask(df) & (df["protocol"] == protocol)])
+def _transfer_of(protocol_name: str):
+    return lambda df: own_metric(df[transfer_mask(df) & (df["protocol"] == protocol_name)])
+
+
+def _by_protocol(records: pd.DataFrame) -> list[str]:
+    """Columns of a table that may hold several protocols (linear, linear_sgd, online_linear): one per protocol
+    and metric when there are several, so no cell ever mixes two."""
+    return ["protocol", "metric"] if records["protocol"].nunique() > 1 else ["metric"]
 
 
 def _transfer_label(key: dict) -> str:
-    ds, metric = key.get("eval_dataset"), key.get("metric")
-    label = DATASET_LABEL.get(ds, str(ds))
-    return label if metric == "top1" else f"{label} ({METRIC_SHORT.get(metric, metric)})"
+    return dataset_label(key.get("eval_dataset"), key.get("metric"))
+
+
+def transfer_title(protocol_name: str) -> str:
+    p = protocol(protocol_name)
+    return f"{p.label if p is not None else protocol_name}: other datasets"
 
 
 def _varying(df: pd.DataFrame, fields: tuple[str, ...], always: tuple[str, ...]) -> list[str]:
@@ -117,20 +136,19 @@ def preset_sections(df: pd.DataFrame, layout: str) -> list[Section]:
     rows = row_fields(df)
     out: list[Section] = []
     if layout in ("linear", "auto", "all"):
-        lin = _linear(df)
-        cols = ["protocol", "metric"] if lin["protocol"].nunique() > 1 else ["metric"]
-        out.append(Section("linear", "Linear evaluation (frozen encoder)", _linear, rows, cols))
+        out.append(Section("linear", "Linear evaluation (frozen encoder)", _linear, rows, _by_protocol(_linear(df))))
         if layout != "linear":
-            out.append(Section("knn", "k-nearest-neighbour classifier (frozen encoder)", _knn, rows, ["metric"]))
+            out.append(Section("knn", "k-nearest-neighbour classifier (frozen encoder)", _knn, rows,
+                               _by_protocol(_knn(df))))
     if layout in ("semi", "auto", "all"):
         cols = ["target", "label_fraction", "metric"] if _semi(df)["target"].nunique() > 1 else \
             ["label_fraction", "metric"]
         out.append(Section("semi", "Semi-supervised fine-tuning (fraction of labels)", _semi, rows, cols))
     if layout in ("transfer", "auto", "all"):
-        for protocol in df.loc[transfer_mask(df), "protocol"].drop_duplicates():
-            title = TRANSFER_TITLE.get(protocol, f"Transfer ({PROTOCOL_LABEL.get(protocol, protocol)})")
-            out.append(Section(f"transfer:{protocol}", title, _transfer_of(protocol), rows,
-                               ["eval_dataset", "metric"], _transfer_label, [_transfer_note()]))
+        for name in df.loc[transfer_mask(df), "protocol"].drop_duplicates():
+            select = _transfer_of(name)
+            out.append(Section(f"transfer:{name}", transfer_title(name), select, rows, ["eval_dataset", "metric"],
+                               _transfer_label, [transfer_note(select(df))]))
     if layout in ("auto", "all"):
         cols = _varying(_other(df), PIVOT_COLUMNS, ("protocol", "metric"))
         out.append(Section("other", "Other evaluations", _other, rows, cols))
@@ -141,8 +159,11 @@ def preset_sections(df: pd.DataFrame, layout: str) -> list[Section]:
     return out
 
 
-def _transfer_note() -> str:
-    return "Each dataset's own metric: top-1 unless marked; mpc: mean per-class accuracy; mAP: 11-point mAP."
+def transfer_note(records: pd.DataFrame) -> str:
+    """What the marks beside the dataset names mean (the metrics' declared short marks)."""
+    marks = [f"{m.short}: {m.about or m.label}" for name, m in sorted(metrics().items(), key=lambda kv: kv[1].order)
+             if m.short and name in set(records["metric"])]
+    return "; ".join(["Each dataset's own metric: top-1 unless marked"] + marks) + "."
 
 
 def pivot_section(df: pd.DataFrame, rows: list[str] | None, columns: list[str] | None,
@@ -165,8 +186,8 @@ def summary_section(df: pd.DataFrame) -> Section:
 
 
 def _summary_label(key: dict) -> str:
-    short = {"semi_supervised": "semi", "transfer_linear": "transfer", "transfer_finetune": "finetune"}
-    parts = [short.get(key["protocol"], str(key["protocol"]))]
+    p = protocol(key["protocol"])
+    parts = [(p.short or p.name) if p is not None else str(key["protocol"])]
     if not is_missing(key.get("label_fraction")):
         parts.append(fraction_label(key["label_fraction"]))
     if key.get("target"):

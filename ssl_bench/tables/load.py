@@ -49,6 +49,9 @@ def load_results(dirs: list[str]) -> pd.DataFrame:
         records += [{**r, "out_dir": str(folder)} for r in read_records(path)]
     if not records:
         raise UserError(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
+    records = [r for r in records if r.get("status") != "skipped"]  # a protocol that does not apply to the run
+    if not records:
+        raise UserError(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
     df = pd.DataFrame.from_records(records)
     for col in OPTIONAL:
         if col not in df:
@@ -57,7 +60,23 @@ def load_results(dirs: list[str]) -> pd.DataFrame:
     df["label_fraction"] = pd.to_numeric(df["label_fraction"], errors="coerce").astype(float)
     df["status"] = df["status"].fillna("failed").astype(object)
     df = _spread_unattributed_failures(df)
-    return separate_configurations(_drop_duplicates(df)).reset_index(drop=True)
+    return _mark_released(separate_configurations(_drop_duplicates(df))).reset_index(drop=True)
+
+
+RELEASED_MARK = "◆"
+RELEASED_NOTE = (f"{RELEASED_MARK} released weights (method `pretrained`) evaluated with our protocol; published "
+                 "rows beside them are the release's own numbers, measured with the release's protocol")
+
+
+def _mark_released(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the `pretrained` method keep their label with a mark, so no table reads them as trained here."""
+    if "method_name" not in df or not (df["method_name"] == "pretrained").any():
+        return df
+    df = df.copy()
+    released = df["method_name"] == "pretrained"
+    df.loc[released, "method"] = df.loc[released, "method"].astype(str) + f" {RELEASED_MARK}"
+    df.attrs["notes"] = [RELEASED_NOTE]
+    return df
 
 
 def _drop_duplicates(df: pd.DataFrame) -> pd.DataFrame:

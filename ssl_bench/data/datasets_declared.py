@@ -1,0 +1,8 @@
+"""Datasets that published rows name but ssl-bench ships no loader for (ImageNet: use image_folder): declared
+(label, headline metric, table order) so that tables label and order them and published rows validate against
+the registry. A suite naming one is told it is not a registered dataset."""
+from __future__ import annotations
+
+from ..registry import declare_dataset
+
+declare_dataset("imagenet", label="ImageNet", order=0)  # BYOL Tables 1-2: pretraining and its own evaluations

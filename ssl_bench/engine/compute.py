@@ -1,0 +1,74 @@
+"""What a run cost: images seen, optimizer steps, pretraining wall time, device, peak memory, FLOPs per image.
+
+Methods cost very different amounts per epoch (BYOL and MoCo run a target network, SimCLR does not), so every
+record carries these numbers and tables can compare methods at equal compute. FLOPs are counted once per run
+with torch.utils.flop_counter on one training step of a copy of the model (forward + backward of every view,
+matmuls and convolutions; elementwise ops and the EMA update are not counted), divided by the images of that
+step. Wall time sums the logged epochs, so it survives a resume; peak memory is this process's peak (CUDA
+allocator on a GPU, resident set size on a CPU) and is absent when the weights were loaded, not trained here.
+"""
+from __future__ import annotations
+
+import copy
+import resource
+import sys
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .. import distributed as dist
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+@torch.no_grad()
+def _sample(data: Any, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    idx = torch.arange(min(n, len(data)))
+    part = data.subset(idx)
+    from ..data.loader import iterate_batches
+
+    return next(iter(iterate_batches(part, len(idx), shuffle=False, generator=None, drop_last=False, device=device)))
+
+
+def flops_per_image(method: nn.Module, data: Any, augment: Callable, device: torch.device,
+                    n_images: int = 2) -> float | None:
+    """FLOPs of one training step (forward + backward) per source image, on a copy: training is untouched."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = copy.deepcopy(method).to(device).train()
+    images, labels = _sample(data, n_images, device)
+    views = augment(images, torch.Generator(device=device).manual_seed(0))  # its own generator: no RNG drawn
+    try:
+        with dist.local_only(), FlopCounterMode(display=False) as counter:
+            out = model(views, labels if getattr(model, "needs_labels", False) else None)
+            out["loss"].backward()
+    except Exception as exc:  # noqa: BLE001 - a model the counter cannot trace: the record says so
+        print(f"warning: FLOPs per image not measured ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
+    return counter.get_total_flops() / len(images)
+
+
+def compute_record(stats: dict[str, Any] | None, batch_size: int, device: torch.device) -> dict[str, Any]:
+    """The flat `compute_*` fields every result row of a run carries (selectable as table rows/columns)."""
+    stats = stats or {}
+    steps = stats.get("steps") or 0
+    return {"compute_images_seen": steps * batch_size, "compute_steps": steps,
+            "compute_wall_s": stats.get("train_wall_total_s", stats.get("train_time_s")),
+            "compute_flops_per_image": stats.get("flops_per_image"),
+            "compute_device": stats.get("device") or device_name(device),
+            "compute_device_count": stats.get("device_count", dist.world_size()),
+            "compute_peak_memory_mb": stats.get("peak_memory_mb")}

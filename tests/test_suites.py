@@ -1,0 +1,66 @@
+"""Every suite shipped under suites/ validates offline (`ssl-bench validate`), and the reproduction suites say
+where their numbers come from."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ssl_bench.cli import main
+from ssl_bench.suite import load_suite
+
+REPO = Path(__file__).resolve().parent.parent
+SUITES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "suites").rglob("*.yaml"))
+
+
+@pytest.fixture
+def offline_home(tmp_path, monkeypatch):
+    """A HOME whose ~/data/imagenet is a tiny train/ + val/ folder with subset files (the ImageNet suites' paths),
+    run from the repository root."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for wnid in ("n01440764", "n01443537"):
+            (tmp_path / "data" / "imagenet" / split / wnid).mkdir(parents=True)
+            Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).save(
+                tmp_path / "data" / "imagenet" / split / wnid / f"{wnid}_1.JPEG")
+    for name in ("1percent.txt", "10percent.txt"):  # SimCLR's subset files, in their format (one name per line)
+        (tmp_path / "data" / "imagenet" / name).write_text("n01440764_1.JPEG\nn01443537_1.JPEG\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SSL_BENCH_DATA", str(tmp_path / "empty"))  # nothing cached is needed to validate
+    monkeypatch.chdir(REPO)
+    return tmp_path
+
+
+def test_the_reproduction_suites_are_there():
+    for name in ("suites/quickstart.yaml", "suites/fashion_mnist.yaml", "suites/cifar10.yaml", "suites/cifar100.yaml",
+                 "suites/cifar10_lightly.yaml", "suites/imagenet/byol_300ep.yaml",
+                 "suites/imagenet/byol_1000ep.yaml"):
+        assert name in SUITES
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_suite_validates_offline(suite, offline_home, capsys):
+    assert main(["validate", str(REPO / suite)]) == 0, capsys.readouterr().err
+    assert f"{Path(suite).name}: ok" in capsys.readouterr().out.replace(str(REPO / Path(suite).parent) + "/", "")
+
+
+@pytest.mark.parametrize("suite", [s for s in SUITES if Path(s).stem not in ("quickstart", "fashion_mnist")])
+def test_reproduction_suites_cite_their_published_rows_and_estimate_hardware(suite):
+    text = (REPO / suite).read_text()
+    assert "Published rows" in text and "Hardware and time" in text
+    assert "estimate" in text.lower() or "published" in text.lower()
+
+
+@pytest.mark.parametrize("epochs,lr,wd,tau", [(300, 0.3, 1e-6, 0.99), (1000, 0.2, 1.5e-6, 0.996)])
+def test_imagenet_suites_run_the_deepmind_recipe(epochs, lr, wd, tau, offline_home):
+    s = load_suite(REPO / f"suites/imagenet/byol_{epochs}ep.yaml")
+    m = s.methods[0]
+    assert (m.epochs, m.optim["base_lr"], m.optim["weight_decay"], m.params["tau_base"]) == (epochs, lr, wd, tau)
+    assert s.pretrain["batch_size"] == 4096 and s.datasets[0].image_size == 224
+    assert s.datasets[0].params["eval_crop"] == 0.875 and s.datasets[0].params["pretrain_on_val"] is True
+    assert round(s.datasets[0].params["val_fraction"] * 1281167) == 10000  # [DM] Split.VALID
+    evals = {e.name: e.params for e in s.evaluations}
+    assert evals["linear_sgd"]["epochs"] == 80 and evals["linear_sgd"]["refit"] is True
+    subsets = [e.params["subset_file"] for e in s.evaluations if e.name == "semi_supervised"]
+    assert [Path(f).name for f in subsets] == ["1percent.txt", "10percent.txt"]
+    assert len(evals["transfer"]["datasets"]) == 12
