@@ -51,6 +51,13 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     with _warnings_as_lines():
         df = load_results(args.out)
+        if args.layout == "compute":
+            from .compute_curves import compute_tables
+
+            if args.format != "markdown":
+                raise UserError(f"--format {args.format}: --layout compute writes markdown only; allowed: markdown")
+            _write(compute_tables(args.out, df), args.output)
+            return 0
         text = render(df, layout=args.layout, fmt=args.format, rows=_fields(args.rows),
                       columns=_fields(args.columns), with_published=args.with_published, ci=args.ci,
                       ci_level=args.ci_level, alpha=args.alpha)
@@ -97,9 +104,9 @@ def add_parsers(subparsers) -> None:
                                           "best in bold; a dagger where a paired test does not tell a cell from "
                                           "the best.")
     t.add_argument("out", nargs="+", metavar="OUT", help="result folder(s) holding results.jsonl")
-    t.add_argument("--layout", choices=LAYOUTS, default="auto",
+    t.add_argument("--layout", choices=(*LAYOUTS, "compute"), default="auto",
                    help="paper presets: linear (Table 1), semi (Table 2), transfer (Table 3); auto/all: every one "
-                        "with results")
+                        "with results; compute: what each method cost and kNN top-1 at equal compute (markdown)")
     t.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
     t.add_argument("--rows", action="append", metavar="FIELDS",
                    help="free pivot: record fields for the rows, comma-separated, e.g. method,backbone")

@@ -37,7 +37,8 @@ def model_card(run_dir: Path, fmt: str, output: Path) -> dict[str, Any]:
     return {
         "run_id": run_dir.name, "exported": now(), "format": fmt, "file": output.name, "sha256": sha256(output),
         "method": config.get("method"), "params": config.get("params"), "optim": config.get("optim"),
-        "views": config.get("views"), "epochs": config.get("epochs"), "seed": config.get("seed"),
+        "views": config.get("views"), "epochs": config.get("epochs"), "budget": config.get("budget"),
+        "seed": config.get("seed"),
         "data": {"dataset": config.get("dataset"), "image_size": info.get("image_size"),
                  "dataset_params": config.get("dataset_params")},
         "backbone": {"name": name, "kwargs": kwargs, "small_stem": config.get("small_stem")},

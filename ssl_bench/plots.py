@@ -190,7 +190,10 @@ def make_figures(out_dir: str | Path, df: pd.DataFrame) -> dict[str, Figure]:
     unc = Uncertainty(ci=True)  # one for both plots: each evidence file is resampled once
     figs = {"label_fraction": label_fraction_figure(df, unc), "transfer": transfer_figure(df, unc)}
     try:
+        from .compute_curves import compute_figure, curves
+
         figs["training"] = training_figure(run_logs(out_dir, df))
+        figs["compute"] = compute_figure(curves(out_dir, df))
     except (OSError, ValueError, KeyError) as exc:  # a damaged log must not cost the tables
         warnings.warn(f"training curves skipped: {exc}", stacklevel=2)
     return {k: v for k, v in figs.items() if v is not None}

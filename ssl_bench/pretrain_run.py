@@ -3,6 +3,7 @@ evaluation's rows go to the ledger through a RunRecorder as soon as it finishes)
 from __future__ import annotations
 
 import copy
+import dataclasses
 import errno
 import json
 import random
@@ -16,13 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import budget
 from . import distributed as dist
 from .create import create_backbone, create_dataset, create_evaluation, create_method
 from .data.augment import MultiViewAugment, ViewRecipe
 from .data.types import DatasetBundle
 from .engine import checkpoint
 from .engine.monitors import training_monitors
-from .engine.compute import compute_record, flops_per_image
+from .engine.compute import compute_record, flops_per_image, step_time_s
 from .engine.trainer import TrainingDiverged, TrainSettings, pretrain
 from .errors import DatasetUnavailableError, UserError
 from .evaluation import EvalContext
@@ -110,7 +112,8 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
     stats, error = pretrain_or_load(built, env, run_dir)
     recorder.extra = {"image_size": built.image_size, "split_info": bundle.split_info,
                       "pretrain_time_s": (stats or {}).get("train_time_s", 0.0), **built.method.record_info(),
-                      **compute_record(stats, spec.pretrain["batch_size"], env.device)}
+                      **compute_record(stats, spec.pretrain["batch_size"], env.device),
+                      **budget.record(spec.method, stats)}
     if error is not None:
         return recorder.fail_all(todo, error)
     if dist.is_main():  # evaluations run once, on rank 0 alone; the other ranks wait at the barrier below
@@ -137,7 +140,7 @@ def pretrain_or_load(built: Built, env: RunEnv, run_dir: Path) -> tuple[dict | N
     exactly what a later --resume would load (same memory format, buffers, device and RNG state)."""
     spec, final = built.spec, run_dir / "final.pt"
     stats = _load_stats(run_dir)
-    trains = built.cls.trainable and spec.method.epochs > 0
+    trains = built.cls.trainable and spec.method.trained
     if trains and not _load_final(built, final):
         try:
             stats = _train(built, env, run_dir)
@@ -182,11 +185,14 @@ def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
                              device=env.device, amp_dtype=env.amp_dtype, channels_last=p["channels_last"],
                              num_workers=p["num_workers"], seed=spec.seed, log_every=p["log_every"],
                              metrics_format=p["metrics_format"], progress=env.progress, compile=p["compile"])
+    plan = budget.plan(spec.method, len(bundle.pretrain_images), p["batch_size"], dist.world_size(), run_dir,
+                       env.resume, lambda: step_time_s(model, bundle.pretrain_images, augment, settings))
+    settings = dataclasses.replace(settings, epochs=plan.epochs, total_steps=plan.total_steps)
     flops = flops_per_image(method, bundle.pretrain_images, augment, env.device) if dist.is_main() else None
-    knn, online = training_monitors(p, model, bundle, built.image_size, env.device, spec.seed, spec.method.epochs)
+    knn, online = training_monitors(p, model, bundle, built.image_size, env.device, spec.seed, plan.epochs)
     stats = pretrain(model, bundle.pretrain_images, augment, settings, run_dir, resume=env.resume,
                      label=f"{spec.method.name}/s{spec.seed}", on_epoch_end=knn, online_head=online)
-    stats["flops_per_image"] = flops
+    stats.update(flops_per_image=flops, **plan.stats())
     built.train_state = {"online_linear": online.state_dict()} if online is not None else {}
     dist.broadcast_module(model)  # one model on every rank (plain-BN running stats drift apart per rank)
     if model is not method:

@@ -17,7 +17,9 @@ CAPTIONS = {"training": "Training loss per epoch (mean over seeds, band: +- one 
             "label_fraction": "Semi-supervised top-1 against the fraction of labels (mean over seeds, bars: 95% "
                               "confidence intervals).",
             "transfer": "Transfer: each dataset's own metric per method (mean over seeds, bars: 95% confidence "
-                        "intervals)."}
+                        "intervals).",
+            "compute": "kNN top-1 of the kNN monitor during pretraining against images seen and against pretraining "
+                       "seconds, one line per run."}
 _BARS = ("bars are 95% confidence intervals of the mean (Student t over seeds; with one seed, a bootstrap over the "
          "test images; no bar: one seed without saved predictions). Overlapping bars do not make two methods "
          "equal: the tables' † marks and `ssl-bench compare` use paired tests (same seeds, same test images).")
@@ -27,7 +29,11 @@ HOW_TO_READ = {"training": "each method has its own loss, so compare the shape o
                "label_fraction": "higher is better; the gap between lines at 1% of labels is what the pretraining "
                                  "adds when labels are scarce; " + _BARS,
                "transfer": "higher is better; compare bars within one dataset (datasets differ in difficulty and "
-                           "metric); " + _BARS}
+                           "metric); " + _BARS,
+               "compute": "a method that is higher at the same x learns more per image (left) or per second on this "
+                          "machine (right); an epoch costs methods differently (BYOL and MoCo run a target "
+                          "network), so compare here rather than at equal epochs; `ssl-bench table OUT --layout "
+                          "compute` gives the numbers at equal compute."}
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table.ssl-table { border-collapse: collapse; margin: 1em 0 0.3em; font-size: 0.92em; }
@@ -85,6 +91,11 @@ def build_report(out_dir: str | Path) -> tuple[str, dict[str, bytes]]:
             f"records; generated {stamp}.</p>",
             "<h2>Summary</h2>", summary(df, fmt="html"),
             "<h2>Tables</h2>", render(df, layout="auto", fmt="html", with_published=True, ci=True)]
+    from .compute_curves import cost_html
+
+    cost = cost_html(df)
+    if cost:
+        body += ["<h2>Compute</h2>", cost]
     if pngs:
         body += ["<h2>Plots</h2>"] + [_img(name, png) for name, png in pngs.items()]
     body += ["<h2>Failures</h2>", _failures(df)]

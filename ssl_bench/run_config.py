@@ -35,6 +35,8 @@ class RunSpec:
             "image_size": self.dataset.image_size, "dataset_params": self.dataset.params, "seed": self.seed,
             **{k: self.pretrain[k] for k in TRAINING_KEYS},
             **{k: self.pretrain[k] for k in MONITOR_KEYS if self.pretrain.get(k)},
+            # images seen or wall time: only when given, so runs trained by epochs keep their ids
+            **({"budget": self.method.budget} if self.method.budget else {}),
         }
 
     @property

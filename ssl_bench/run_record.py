@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import distributed as dist
+from .budget import kind_value
 from .results_store import ResultsStore, now, versions
 from .run_config import RunSpec
 from .suite import EvalSpec
@@ -26,7 +27,10 @@ class RunRecorder:
         self.base = {"suite": suite_name, "run_id": spec.run_id, "config_hash": spec.config_hash,
                      "setting_hash": spec.setting_hash, "batch_size": spec.pretrain["batch_size"],
                      "method": spec.method.label, "method_name": spec.method.name, "backbone": spec.backbone.label,
-                     "pretrain_dataset": spec.dataset.name, "seed": spec.seed, "epochs": spec.method.epochs,
+                     "pretrain_dataset": spec.dataset.name, "seed": spec.seed,
+                     # a run trained to images seen or wall time: its epochs are known once trained (budget.record)
+                     "epochs": None if spec.method.budget else spec.method.epochs,
+                     "budget_kind": kind_value(spec.method)[0], "budget_value": kind_value(spec.method)[1],
                      "method_params": spec.method.params, "optim": spec.method.optim, "augment": spec.method.views,
                      "versions": versions()}
 

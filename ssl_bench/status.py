@@ -25,7 +25,8 @@ def write_matrix(out: Path, suite: Any, runs: list[RunSpec]) -> None:
     """Record the runs and evaluations this suite expects (atomic: workers may write it at the same time)."""
     matrix = {"suite": suite.name, "evaluations": [eval_key(e.name, e.params) for e in suite.evaluations],
               "runs": [{"run_id": s.run_id, "method": s.method.label, "backbone": s.backbone.label,
-                        "dataset": s.dataset.name, "seed": s.seed, "epochs": s.method.epochs} for s in runs]}
+                        "dataset": s.dataset.name, "seed": s.seed, "epochs": s.method.epochs,
+                        "budget": getattr(s.method, "budget", None)} for s in runs]}
     tmp = out / f"{MATRIX_FILE}.tmp{os.getpid()}"
     tmp.write_text(json.dumps(matrix, indent=1))
     os.replace(tmp, out / MATRIX_FILE)
@@ -68,7 +69,8 @@ def folder_status(out: str | os.PathLike) -> list[dict[str, Any]]:
 
 def eta_seconds(states: list[dict[str, Any]]) -> float | None:
     """Remaining epochs times the mean measured epoch time of their method (else of all methods), shared
-    among the workers running now (at least one). None before any epoch was measured."""
+    among the workers running now (at least one). None before any epoch was measured. Runs trained to an
+    images-seen or wall-time budget (epochs not known in advance) are not counted."""
     times = {}
     for s in states:
         times.setdefault(s["method"], []).extend(s["epoch_times"])
@@ -88,7 +90,8 @@ def render_status(states: list[dict[str, Any]]) -> str:
     lines = [f"{'run':<48} {'state':<8} {'epoch':>9}  detail"]
     for s in states:
         detail = {"running": f"{s.get('who')} since {s.get('since')}", "failed": s.get("reason", "")}
-        lines.append(f"{s['run_id']:<48} {s['state']:<8} {s['epochs_done']:>4}/{s['epochs']:<4}  "
+        total = s["epochs"] or ("?" if s.get("budget") else 0)  # a budget's epoch count is known once it runs
+        lines.append(f"{s['run_id']:<48} {s['state']:<8} {s['epochs_done']:>4}/{total:<4}  "
                      f"{detail.get(s['state'], '')}")
     counts = {k: sum(s["state"] == k for s in states) for k in ("done", "running", "failed", "pending")}
     eta = eta_seconds(states)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import budget as budgets
 from . import suite_checks as checks
 from . import validate as v
 from .engine.monitor_config import parse_knn_monitor, parse_online_linear
@@ -28,6 +29,7 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     # `override`; _check_pretrain normalizes both to False (off) or the full mapping
     "knn_monitor": None, "online_linear": None,
     "log_every": 10, "optim": {},
+    "budget": None,  # None: epochs; else one of epochs / images_seen / wall_time_s (ssl_bench/budget.py)
 }
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 OUTPUT_DEFAULTS: dict[str, Any] = {"dir": None, "table": True, "report": True, "predictions": True}
@@ -43,6 +45,11 @@ class MethodSpec:
     epochs: int
     label: str = ""  # how tables and records name it (an ablation gives two entries of one method two labels)
     preset: str | None = None  # the paper preset its defaults came from (ssl_bench/presets.py), if any
+    budget: dict[str, float] | None = None  # images_seen or wall_time_s (then epochs is 0); None: epochs
+
+    @property
+    def trained(self) -> bool:
+        return self.epochs > 0 or self.budget is not None
 
 
 @dataclass
@@ -99,11 +106,13 @@ def _entry(item: Any, field: str, keys: list[str]) -> tuple[str, dict]:
 def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
     from .data.augment import ViewRecipe  # torch-heavy import, only once validation gets here
 
-    name, d = _entry(item, field, ["params", "optim", "augment", "epochs", "label", "preset"])
+    name, d = _entry(item, field, ["params", "optim", "augment", "epochs", "budget", "label", "preset"])
     cls = METHODS.get(name, where=f"{field}.name")
-    epochs_field = f"{field}.epochs" if "epochs" in d else "pretrain.epochs"
-    epochs = v.as_int(d.get("epochs", pretrain["epochs"]), epochs_field, 0, 100000)
-    preset_name, preset = apply_preset(cls, name, d.get("preset"), epochs, pretrain["batch_size"], field,
+    budget, epochs, epochs_field = budgets.for_method(d, pretrain, field)
+    if budget is not None and not cls.trainable and "budget" in d:
+        raise v.fail(f"{field}.budget", d["budget"], f"none: '{name}' is not trained")
+    shown = epochs if budget is None else f"{next(iter(budget.values())):g}"  # a str: never an epoch count
+    preset_name, preset = apply_preset(cls, name, d.get("preset"), shown, pretrain["batch_size"], field,
                                        epochs_field)
     defaults = {**cls.defaults, **preset.params}  # the suite's params / optim still override a preset
     params = v.override(defaults, d.get("params"), f"{field}.params", getattr(cls, "param_ranges", None))
@@ -119,9 +128,11 @@ def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
                   **v.as_dict(aug.get(key), f"{field}.augment.{key}")}
         views[i] = ViewRecipe.from_dict(merged, f"{field}.augment.{key}").to_dict()
     blur_small = v.as_bool(aug.get("blur_small_images", False), f"{field}.augment.blur_small_images")
-    checks.check_epochs(name, cls.trainable, epochs, epochs_field)
+    if budget is None:
+        checks.check_epochs(name, cls.trainable, epochs, epochs_field)
     label = v.as_safe_name(d.get("label", name), f"{field}.label" if "label" in d else f"{field}.name")
-    return MethodSpec(name, params, optim, views, blur_small, epochs if cls.trainable else 0, label, preset_name)
+    return MethodSpec(name, params, optim, views, blur_small, epochs if cls.trainable else 0, label, preset_name,
+                      budget if cls.trainable else None)
 
 
 def _check_optim(optim: dict, field: str) -> None:
@@ -211,6 +222,7 @@ def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
         raise v.fail("seeds", seeds_raw, "a non-empty list of distinct integers >= 0")
     pretrain = v.override(PRETRAIN_DEFAULTS, raw.get("pretrain"), "pretrain")
     _check_pretrain(pretrain)
+    budgets.normalize_pretrain(pretrain, raw.get("pretrain") or {})
     output = v.override(OUTPUT_DEFAULTS, raw.get("output"), "output")
     if output["dir"] is not None:
         v.as_str(output["dir"], "output.dir")

@@ -68,7 +68,7 @@ def check_batch_size(suite: Suite) -> None:
     from .data.datasets import train_split_size
 
     batch = suite.pretrain["batch_size"]
-    if not any(m.epochs for m in suite.methods):
+    if not any(m.trained for m in suite.methods):
         return  # nothing is pretrained
     for i, d in enumerate(suite.datasets):
         try:

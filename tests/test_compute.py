@@ -1,6 +1,7 @@
 """Compute in every record: FLOPs per image against the hand count, and the compute fields of a run's rows."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -38,6 +39,7 @@ def test_flops_per_image_is_the_hand_count():
     assert all(p.grad is None for p in method.parameters())
 
 
+@pytest.mark.slow
 def test_every_row_carries_the_compute_of_its_run(tiny_suite, tmp_path):
     out = tmp_path / "out"
     assert main(["run", tiny_suite(2), "--out", str(out), "--quiet"]) == 0

@@ -24,6 +24,7 @@ def _append_many(folder: str, worker: int, n: int) -> None:
                       for m in ("top1", "top5")])
 
 
+@pytest.mark.slow
 def test_concurrent_appends_lose_and_duplicate_nothing(tmp_path):
     procs = [mp.get_context("spawn").Process(target=_append_many, args=(str(tmp_path), w, 8)) for w in range(4)]
     for p in procs:

@@ -16,6 +16,7 @@ REQUIRED = {"suite", "method", "backbone", "pretrain_dataset", "protocol", "eval
             "seed", "config_hash", "versions", "wall_time_s", "status"}
 
 
+@pytest.mark.slow
 def test_tiny_suite_end_to_end(tiny_suite, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", tiny_suite(2), "--out", str(out), "--quiet"]) == 0

@@ -45,6 +45,7 @@ def _same_as_one_worker(out: Path, one: dict) -> None:
         assert r["value"] == pytest.approx(one[row_key(r)], abs=1e-9), row_key(r)
 
 
+@pytest.mark.slow
 def test_status_of_a_half_finished_folder(tmp_path, capsys):
     suite, out = _suite(tmp_path), tmp_path / "out"
     assert main(["run", suite, "--out", str(out), "--quiet"]) == 0

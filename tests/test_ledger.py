@@ -14,6 +14,8 @@ from ssl_bench.cli import main
 from ssl_bench.outdir import MARKER
 from ssl_bench.results_store import UNREADABLE_FILE, ResultsStore
 
+pytestmark = pytest.mark.slow  # every test here trains or runs a suite (quick loop: -m "not slow")
+
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> tuple[Path, Path]:

@@ -155,6 +155,7 @@ def test_no_gradient_reaches_key_encoders(make, key_attrs):
 
 
 # ---- a few training steps on digits ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_v2_loss_decreases_on_digits():
     losses = train_on_digits(MoCoV2, steps=30, lr=0.05, proj_hidden_dim=64, proj_dim=32, queue_size=128,
                              temperature=0.1, tau=0.99)
@@ -164,6 +165,7 @@ def test_v2_loss_decreases_on_digits():
     assert mean(losses[-5:]) < uniform - 0.2, losses
 
 
+@pytest.mark.slow
 def test_v3_loss_decreases_on_digits():
     losses = train_on_digits(MoCoV3, steps=30, lr=4.0, proj_hidden_dim=64, proj_dim=32, pred_hidden_dim=64)
     uniform = 2 * 2 * 1.0 * math.log(64)  # two directions x 2T x log N

@@ -18,6 +18,8 @@ from ssl_bench.engine.online_head import OnlineLinear, online_logits
 from ssl_bench.engine.trainer import TrainSettings, pretrain
 from ssl_bench.method import OPTIM_DEFAULTS, Method
 
+pytestmark = pytest.mark.slow  # every test here trains or runs a suite (quick loop: -m "not slow")
+
 SUITE = """
 name: monitors
 seeds: [0]

@@ -34,6 +34,7 @@ output: {table: true, report: false}
 """
 
 
+@pytest.mark.slow
 def test_example_plugin_runs_from_a_suite_end_to_end(tmp_path, capsys):
     """A user's folder: their method file next to their suite, imported by its path."""
     shutil.copy(EXAMPLES / "barlow_twins.py", tmp_path / "barlow_twins.py")
@@ -92,6 +93,7 @@ def test_barlow_twins_loss_matches_the_formula(monkeypatch):
     assert abs(barlow_twins.barlow_twins_loss(z1, z2, lambd).item() - expected) < 1e-9
 
 
+@pytest.mark.slow
 def test_barlow_twins_loss_decreases_on_digits(monkeypatch):
     barlow_twins = _example_module(monkeypatch)
 

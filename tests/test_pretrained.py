@@ -52,6 +52,7 @@ def _layouts(sd: dict[str, torch.Tensor]) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow
 def test_every_layout_gives_the_same_encoder(tmp_path):
     src = _net(seed=1).eval()
     x = torch.rand(6, 1, 8, 8)
@@ -121,6 +122,7 @@ def _suite(tmp_path: Path, methods: str, evaluations: str = "[{name: knn, params
     return str(path)
 
 
+@pytest.mark.slow
 def test_pretrained_rows_record_the_checkpoint_and_failures_are_rows(tmp_path, capsys):
     layouts = _layouts(_net(seed=4).state_dict())
     for fmt in ("moco_v2", "solo_learn"):
@@ -145,6 +147,7 @@ def test_pretrained_rows_record_the_checkpoint_and_failures_are_rows(tmp_path, c
     assert main(["validate", bad]) == 2
 
 
+@pytest.mark.slow
 def test_export_then_read_back_gives_the_same_numbers(tmp_path, capsys):
     evals = "[{name: knn, params: {k: 10}}, {name: linear, params: {num_l2: 3}}]"
     out = tmp_path / "out"

@@ -149,6 +149,7 @@ def test_cli_report_and_its_errors(out, tmp_path, capsys):
     assert "nope: not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium (Debian's chromium) not installed")
 def test_report_renders_in_headless_chromium(out, tmp_path):
     path = write_report(str(out))

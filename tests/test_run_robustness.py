@@ -17,6 +17,8 @@ from ssl_bench.errors import UserError
 from ssl_bench.evaluation import Evaluation
 from ssl_bench.registry import register_evaluation
 
+pytestmark = pytest.mark.slow  # every test here trains or runs a suite (quick loop: -m "not slow")
+
 SUITE = """
 name: robust
 seeds: [0]

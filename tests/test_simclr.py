@@ -130,6 +130,7 @@ def _two_process_worker(rank: int, world: int, tmp: str, z1, z2, q, k) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_losses_under_a_real_two_process_gather(tmp_path):
     """gloo, 2 processes: gathered SimCLR and MoCo v3 losses and gradients equal the one-process global batch
     (DDP averages gradients over processes, hence the division by the world size), and MoCo v2 enqueues the
@@ -207,6 +208,7 @@ def mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
 
 
+@pytest.mark.slow
 def test_simclr_loss_decreases_on_digits():
     losses = train_on_digits(SimCLR, steps=30, lr=2.0, proj_hidden_dim=64, proj_dim=32, temperature=0.2)
     uniform = math.log(2 * 64 - 1)  # the loss of a constant embedding: every logit equal

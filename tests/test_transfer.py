@@ -27,6 +27,7 @@ output: {table: true, report: false}
 """
 
 
+@pytest.mark.slow
 def test_every_protocol_end_to_end(tmp_path):
     suite = tmp_path / "suite.yaml"
     (tmp_path / "data").mkdir()

@@ -6,13 +6,15 @@ with torch.utils.flop_counter on one training step of a copy of the model (forwa
 matmuls and convolutions; elementwise ops and the EMA update are not counted), divided by the images of that
 step. Wall time sums the logged epochs, so it survives a resume; peak memory is this process's peak (CUDA
 allocator on a GPU, resident set size on a CPU) and is absent when the weights were loaded, not trained here.
+A wall-time budget's seconds per step are measured the same way, on a copy (step_time_s).
 """
 from __future__ import annotations
 
 import copy
 import resource
 import sys
-from typing import Any, Callable
+import time
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -60,6 +62,54 @@ def flops_per_image(method: nn.Module, data: Any, augment: Callable, device: tor
         print(f"warning: FLOPs per image not measured ({type(exc).__name__}: {exc})", file=sys.stderr)
         return None
     return counter.get_total_flops() / len(images)
+
+
+def _batches(data: Any, per_rank: int, s: Any, n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """n training batches as the trainer draws them (an epoch shorter than n starts over), own generators."""
+    from ..data.loader import iterate_batches
+
+    left = n
+    for epoch in range(n):
+        batches = iterate_batches(data, per_rank, shuffle=True, generator=torch.Generator().manual_seed(epoch),
+                                  drop_last=True, device=s.device, num_workers=s.num_workers, rank=dist.rank(),
+                                  world_size=dist.world_size())
+        for batch in batches:
+            yield batch
+            left -= 1
+            if left == 0:
+                return
+
+
+def step_time_s(model: nn.Module, data: Any, augment: Callable, s: Any, warmup: int = 3,
+                timed: int = 10) -> float:
+    """Seconds of one training step (batch fetch, augmentation, forward, backward, optimizer and EMA update),
+    for a wall-time budget: the mean of `timed` steps after `warmup` ones, run exactly as the trainer runs them
+    (engine.trainer.train_step, same settings, device and wrapping) on a copy with its own optimizer, on a
+    forked RNG and its own generators: the real model and every random stream are untouched. Under torchrun
+    every rank measures (the copy's collectives need them all). With pretrain.compile the copy is compiled too,
+    in the warm-up steps. Not included: the online head's small step."""
+    import tempfile
+    from pathlib import Path
+
+    from .trainer import _setup, train_step
+
+    devices = [s.device] if s.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), tempfile.TemporaryDirectory() as tmp:
+        loop = _setup(copy.deepcopy(model), len(data), s, Path(tmp))
+        pairs, gen = loop.model.momentum_pairs(), torch.Generator(device=s.device).manual_seed(0)
+        loop.net.train()
+        loss, t0 = None, time.perf_counter()
+        for i, (images, labels) in enumerate(_batches(data, loop.per_rank, s, warmup + timed)):
+            if i == warmup and loss is not None:
+                float(loss.detach())  # a host sync: the warm-up steps have finished on the device
+                t0 = time.perf_counter()
+            loss = train_step(loop, augment, images, labels, gen, pairs, i)[0]
+        float(loss.detach())
+        elapsed = time.perf_counter() - t0
+        del loop, pairs
+    if s.device.type == "cuda":
+        torch.cuda.empty_cache()
+    return elapsed / timed
 
 
 def compute_record(stats: dict[str, Any] | None, batch_size: int, device: torch.device) -> dict[str, Any]:

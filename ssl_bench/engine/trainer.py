@@ -54,6 +54,9 @@ class TrainSettings:
     metrics_format: str = "jsonl"
     progress: bool = True
     compile: bool = False
+    # a budget in steps (images seen, wall time: ssl_bench/budget.py); epochs then becomes the number of epochs
+    # it starts (the last one may be partial). None: epochs x steps per epoch, as without a budget.
+    total_steps: int | None = None
 
 
 def _wrap(model: Method, s: TrainSettings) -> nn.Module:
@@ -86,6 +89,7 @@ class _Loop:
     log: MetricsLog
     progress: Progress | None = None
     head: OnlineLinear | None = None  # the online linear head, when the suite asks for one
+    steps_per_epoch: int = 0
 
 
 def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]],
@@ -152,9 +156,12 @@ def _setup(model: Method, n_images: int, s: TrainSettings, run_dir: Path) -> _Lo
     net = _wrap(model, s)
     peak = scaled_lr(s.optim["base_lr"], s.batch_size)
     opt, scaler = _fresh_optimizer(model, s, peak)
-    return _Loop(model, net, opt, scaler, s, per_rank, s.epochs * steps_per_epoch,
-                 round(s.optim["warmup_epochs"] * steps_per_epoch), peak, run_dir / "checkpoint.pt",
-                 MetricsLog(run_dir, s.metrics_format))
+    if s.total_steps is not None:
+        s = dataclasses.replace(s, epochs=math.ceil(s.total_steps / steps_per_epoch))
+    total = s.epochs * steps_per_epoch if s.total_steps is None else s.total_steps
+    return _Loop(model, net, opt, scaler, s, per_rank, total, round(s.optim["warmup_epochs"] * steps_per_epoch),
+                 peak, run_dir / "checkpoint.pt", MetricsLog(run_dir, s.metrics_format),
+                 steps_per_epoch=steps_per_epoch)
 
 
 def _fresh_optimizer(model: Method, s: TrainSettings, peak: float) -> tuple[torch.optim.Optimizer,
@@ -172,6 +179,8 @@ def _restore(loop: _Loop) -> tuple[int, int]:
         return 0, 0
     initial = {k: v.clone() for k, v in loop.model.state_dict().items()}
     try:
+        if int(state.get("total", loop.total)) != loop.total:  # trained on another schedule (another budget)
+            raise ValueError(f"its schedule has {state['total']} steps, this run's {loop.total}")
         loop.model.load_state_dict(state["model"])
         loop.opt.load_state_dict(state["optimizer"])
         loop.scaler.load_state_dict(state["scaler"])
@@ -189,7 +198,7 @@ def _restore(loop: _Loop) -> tuple[int, int]:
 
 def _train_epoch(loop: _Loop, data: ImageSet, augment: Callable, epoch: int, step: int) -> dict[str, Any]:
     """One epoch of steps; returns its metrics row (plus `images`, the global count it trained on)."""
-    s, model, opt, scaler = loop.s, loop.model, loop.opt, loop.scaler
+    s, model = loop.s, loop.model
     ws, rank = dist.world_size(), dist.rank()
     loop.net.train()
     order = torch.Generator().manual_seed(s.seed * 1_000_003 + epoch)  # same on all ranks
@@ -199,38 +208,51 @@ def _train_epoch(loop: _Loop, data: ImageSet, augment: Callable, epoch: int, ste
     batches = iterate_batches(data, loop.per_rank, shuffle=True, generator=order, drop_last=True, device=s.device,
                               num_workers=s.num_workers, rank=rank, world_size=ws, epoch=epoch)
     for images, labels in batches:
-        lr = warmup_cosine(step, loop.total, loop.warmup, loop.peak)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        views = augment(images, aug_gen)
-        if s.channels_last:
-            views = [x.contiguous(memory_format=torch.channels_last) for x in views]
-        capture = loop.head.capture() if loop.head is not None else contextlib.nullcontext()
-        with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32,
-                            enabled=s.amp_dtype is not None), capture:
-            out = loop.net(views, labels if model.needs_labels else None)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(out["loss"]).backward()
-        scaler.step(opt)
-        scaler.update()
-        if pairs:
-            tau = model.momentum_at(step, loop.total)
-            ema_update(pairs, tau)
-        if loop.head is not None:  # after the model's step: nothing it does can reach the encoder's update
-            loop.head.step(labels, warmup_cosine(step, loop.total, loop.warmup, loop.head.peak))
-        loss_sum += out["loss"].detach().float()
+        loss, lr, step_tau = train_step(loop, augment, images, labels, aug_gen, pairs, step)
+        tau = tau if step_tau is None else step_tau
+        loss_sum += loss.detach().float()
         n, step = n + 1, step + 1
         if step % s.log_every == 0:  # the only host sync inside the epoch
             loop.progress.update(step, epoch, s.epochs, (loss_sum / n).item(),
                                  n * loop.per_rank * ws / (time.perf_counter() - t0))
+        if step >= loop.total:  # a budget in steps ends inside an epoch; an epochs run ends with its last batch
+            break
     epoch_loss = (dist.all_reduce_mean(loss_sum) / max(n, 1)).item()  # global mean: every rank agrees
     elapsed = time.perf_counter() - t0
     if not math.isfinite(epoch_loss):
         loop.progress.close()
         raise TrainingDiverged(f"loss became {epoch_loss} in epoch {epoch + 1}")
     images = n * loop.per_rank * ws
-    return {"epoch": epoch, "step": step, "loss": epoch_loss, "lr": lr, "tau": tau,
-            "images_per_s": images / elapsed, "time_s": elapsed, "images": images}
+    row = {"epoch": epoch, "step": step, "loss": epoch_loss, "lr": lr, "tau": tau,
+           "images_per_s": images / elapsed, "time_s": elapsed, "images": images}
+    return row | ({"partial": True, "epoch_steps": n} if n < loop.steps_per_epoch else {})
+
+
+def train_step(loop: _Loop, augment: Callable, images: torch.Tensor, labels: torch.Tensor,
+               aug_gen: torch.Generator, pairs: list, step: int) -> tuple[torch.Tensor, float, float | None]:
+    """Optimizer step number `step` (0-based) of the schedule: (loss, lr, tau; None without EMA pairs)."""
+    s, model, opt, scaler = loop.s, loop.model, loop.opt, loop.scaler
+    lr = warmup_cosine(step, loop.total, loop.warmup, loop.peak)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    views = augment(images, aug_gen)
+    if s.channels_last:
+        views = [x.contiguous(memory_format=torch.channels_last) for x in views]
+    capture = loop.head.capture() if loop.head is not None else contextlib.nullcontext()
+    with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32, enabled=s.amp_dtype is not None), \
+            capture:
+        out = loop.net(views, labels if model.needs_labels else None)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(out["loss"]).backward()
+    scaler.step(opt)
+    scaler.update()
+    tau = None
+    if pairs:
+        tau = model.momentum_at(step, loop.total)
+        ema_update(pairs, tau)
+    if loop.head is not None:  # after the model's step: nothing it does can reach the encoder's update
+        loop.head.step(labels, warmup_cosine(step, loop.total, loop.warmup, loop.head.peak))
+    return out["loss"], lr, tau
 
 
 def _end_epoch(loop: _Loop, row: dict[str, Any], epoch: int) -> None:
@@ -238,7 +260,7 @@ def _end_epoch(loop: _Loop, row: dict[str, Any], epoch: int) -> None:
     if dist.is_main():
         loop.log.append(row)
         state = {"model": loop.model.state_dict(), "optimizer": loop.opt.state_dict(),
-                 "scaler": loop.scaler.state_dict(), "epoch": epoch + 1, "step": row["step"]}
+                 "scaler": loop.scaler.state_dict(), "epoch": epoch + 1, "step": row["step"], "total": loop.total}
         if loop.head is not None:
             state["online_linear"] = loop.head.state_dict()
         checkpoint.save_atomic(state, loop.ckpt_path)

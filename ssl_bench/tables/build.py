@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..budget import table_notes as budget_notes
 from ..errors import UserError
 from .aggregate import aggregate, check_fields, mark_best
 from .layouts import LAYOUTS, Section, add_target, pivot_section, preset_sections
@@ -49,7 +50,8 @@ def section_frame(sec: Section, df: pd.DataFrame, published: pd.DataFrame | None
     each line's interval and its test against the best (CI_TAIL)."""
     unc = unc or Uncertainty()
     ours = sec.select(df)
-    sec.notes = list(dict.fromkeys(sec.notes + [n for n in df.attrs.get("notes", []) if _marked(ours, n)]))
+    sec.notes = list(dict.fromkeys(sec.notes + [n for n in df.attrs.get("notes", []) if _marked(ours, n)]
+                                   + budget_notes(ours)))  # which budget (images seen, wall time) was matched
     shown = relevant(sec, ours, published) if published is not None else None
     if shown is not None and not shown.empty:
         sec.rows = widen_rows(sec, ours, shown)
