@@ -13,7 +13,7 @@ from statistics import median
 
 import torch
 
-from ssl_bench.backbones import create_backbone
+from ssl_bench.create import create_backbone
 from ssl_bench.data.augment import MultiViewAugment, ViewRecipe
 from ssl_bench.data.datasets import load_dataset
 from ssl_bench.data.types import DatasetBundle, ImageSet

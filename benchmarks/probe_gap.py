@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ssl_bench.backbones import create_backbone
+from ssl_bench.create import create_backbone
 from ssl_bench.data.augment import apply_view, sample_view_params
 from ssl_bench.data.augment_recipe import SUPERVISED_VIEW
 from ssl_bench.data.datasets import load_dataset
