@@ -7,7 +7,7 @@ import os
 import re
 import sys
 
-from .errors import UserError
+from .errors import DISK_ERRNOS, UserError
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .run_config import num_runs
@@ -91,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         _complain(f"error: {exc}")
         return 2
     except OSError as exc:
-        from .pretrain_run import DISK_ERRNOS
-
         if exc.errno not in DISK_ERRNOS:
             raise
         _complain(disk_error_line(exc))

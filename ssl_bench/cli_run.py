@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .cli import _complain
 
 if TYPE_CHECKING:
     from .suite import Suite
@@ -25,11 +25,6 @@ Several `run --resume` processes may share one --out: each run is claimed by one
 for the runs the others hold (taking over a claim whose owner died) before it writes the table and report.
 Under torchrun use pretrain.device cuda or auto (rank i takes GPU LOCAL_RANK; pick GPUs with
 CUDA_VISIBLE_DEVICES); cuda:N is refused there."""
-
-
-def _complain(line: str) -> None:
-    if int(os.environ.get("RANK", "0")) == 0:  # every rank hits the same problem; one line is enough
-        print(line, file=sys.stderr, flush=True)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -40,6 +40,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def say(msg: str) -> None:
+    """Print once per process group (rank 0), flushed: progress lines of a run."""
+    if is_main():
+        print(msg, flush=True)
+
+
 def barrier() -> None:
     if is_dist():
         dist.barrier()

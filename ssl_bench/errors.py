@@ -1,6 +1,11 @@
 """User-facing errors: the CLI turns these into one line on stderr and exit code 2."""
 from __future__ import annotations
 
+import errno
+
+# A full, read-only or unwritable disk: nothing more can be recorded, so these stop a run (cli: one line, exit 2).
+DISK_ERRNOS = frozenset({errno.EACCES, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+
 
 class UserError(Exception):
     """A mistake the user can fix (bad YAML, unknown name, missing file). Never a traceback."""

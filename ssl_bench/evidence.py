@@ -9,7 +9,6 @@ On by default; a suite turns it off with `output: {predictions: false}`.
 """
 from __future__ import annotations
 
-import errno
 import os
 import re
 import sys
@@ -18,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DISK_ERRNOS
 from .metrics import Evidence
 
 PREDICTIONS_DIR = "predictions"
 FIELD = "predictions"  # the row's (record extra's) key holding the file's path relative to OUT
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
-_DISK_ERRNOS = frozenset({errno.EACCES, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 
 
 def evidence_name(eval_key: str, row: dict[str, Any]) -> str:
@@ -54,7 +53,7 @@ def save_evidence(rows: list[dict[str, Any]], calls: list[Evidence], run_dir: st
         try:
             _write(run_dir / PREDICTIONS_DIR / name, calls[i].arrays)
         except OSError as exc:
-            if exc.errno in _DISK_ERRNOS:
+            if exc.errno in DISK_ERRNOS:
                 raise  # the results could not be written either: stop as run_evaluation does
             print(f"warning: per-image predictions not saved ({exc}); tables show [n/a] for these rows",
                   file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,13 @@ def dumps(obj: dict[str, Any]) -> str:
     # round-trip through the fallback first so numpy/torch scalars are floats before `finite` sees them
     plain = json.loads(json.dumps(obj, default=_plain))
     return json.dumps(finite(plain), allow_nan=False)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write through a temporary file beside `path` (PATH.tmp<pid>) and a rename: readers and a kill see the old
+    or the new file, never a torn one, and two writers never share a temporary."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -21,6 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .jsonl import write_text_atomic
+
 LOCK_STALE_S = 120.0  # results appends hold the lock for well under a second; a holder this old has died
 
 
@@ -183,9 +185,7 @@ class Claim:
             if not self.owned():  # taken over while this worker was stalled: stop claiming it
                 print(f"warning: lost the claim {self.path} to another worker", file=sys.stderr)
                 return
-            tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
-            tmp.write_text(json.dumps(self._content()))
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, json.dumps(self._content()))
 
     def _log_takeover(self, old: dict[str, Any]) -> None:
         line = (f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.me['host']}:{self.me['pid']} took over "

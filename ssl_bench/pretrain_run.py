@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import errno
 import json
 import random
 import sys
@@ -26,7 +25,7 @@ from .engine import checkpoint
 from .engine.monitors import training_monitors
 from .engine.compute import compute_record, flops_per_image, step_time_s
 from .engine.trainer import TrainingDiverged, TrainSettings, pretrain
-from .errors import DatasetUnavailableError, UserError
+from .errors import DISK_ERRNOS, DatasetUnavailableError, UserError
 from .evaluation import EvalContext
 from .evidence import save_evidence
 from .features import collapse_score, feature_cache, freeze
@@ -35,13 +34,13 @@ from .metrics import collect_evidence
 from .registry import METHODS
 from .results_store import ResultsStore
 from .run_config import RunSpec, eval_key
+from .jsonl import write_text_atomic
 from .run_record import RunRecorder, say
 from .suite import EvalSpec, Suite
 from .sync_batchnorm import convert_sync_batchnorm
 
 COLLAPSE_THRESHOLD = 0.05  # collapse_score of a healthy encoder is O(1); a constant one is 0
 # errno values that mean the output disk cannot take more: recording a failed row would fail the same way.
-DISK_ERRNOS = frozenset({errno.EACCES, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 FINAL_FALLBACK = "retraining this run (from checkpoint.pt when that is good)"
 
 
@@ -269,9 +268,7 @@ def _write_run_json(built: Built, run_dir: Path, stats: dict | None) -> None:
         return
     info = {"run_id": built.spec.run_id, "config": built.spec.config(), "image_size": built.image_size,
             "split_info": built.bundle.split_info, "stats": stats}
-    tmp = run_dir / "run.json.tmp"  # atomic: other ranks may be reading it (_load_stats)
-    tmp.write_text(json.dumps(info, indent=1, default=str))
-    tmp.replace(run_dir / "run.json")
+    write_text_atomic(run_dir / "run.json", json.dumps(info, indent=1, default=str))  # other ranks may read it
 
 
 def _load_stats(run_dir: Path) -> dict | None:

@@ -10,9 +10,7 @@ from .run_config import RunSpec
 from .suite import EvalSpec
 
 
-def say(msg: str) -> None:
-    if dist.is_main():
-        print(msg, flush=True)
+say = dist.say  # re-exported: progress lines print once per process group
 
 
 class RunRecorder:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 
 from . import distributed as dist
 from .errors import UserError
+from .jsonl import write_text_atomic
 from .outdir import check_reusable, clear_own_entries, inside, is_ours, write_marker
 from .pretrain_run import RunEnv
 from .results_store import ResultsStore
@@ -82,9 +82,7 @@ def prepare_out_dir(out: Path, suite: Suite, resume: bool, overwrite: bool) -> N
         ResultsStore(out).repair()
         src = Path(suite.path)
         if src.is_file():  # temp + rename: concurrent workers never see a half-copied suite.yaml
-            tmp = out / f"suite.yaml.tmp{os.getpid()}"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, out / "suite.yaml")
+            write_text_atomic(out / "suite.yaml", src.read_bytes().decode("utf-8"))  # validated as UTF-8
     dist.barrier()
 
 

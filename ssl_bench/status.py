@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .jsonl import read_jsonl
+from .jsonl import read_jsonl, write_text_atomic
 from .locks import claim_timeout_s, is_stale, read_holder
 from .results_store import ResultsStore, complete_batches
 from .run_config import RunSpec, eval_key
@@ -27,9 +27,7 @@ def write_matrix(out: Path, suite: Any, runs: list[RunSpec]) -> None:
               "runs": [{"run_id": s.run_id, "method": s.method.label, "backbone": s.backbone.label,
                         "dataset": s.dataset.name, "seed": s.seed, "epochs": s.method.epochs,
                         "budget": getattr(s.method, "budget", None)} for s in runs]}
-    tmp = out / f"{MATRIX_FILE}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(matrix, indent=1))
-    os.replace(tmp, out / MATRIX_FILE)
+    write_text_atomic(out / MATRIX_FILE, json.dumps(matrix, indent=1))
 
 
 def _epochs(run_dir: Path) -> list[dict[str, Any]]:

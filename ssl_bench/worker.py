@@ -23,9 +23,7 @@ def poll_s() -> float:
     return float(os.environ.get("SSL_BENCH_POLL_S", "10"))
 
 
-def say(msg: str) -> None:
-    if dist.is_main():
-        print(msg, flush=True)
+say = dist.say  # re-exported: progress lines print once per process group
 
 
 def _share(value: object) -> object:
