@@ -106,9 +106,10 @@ def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def train_classifier(model: Classifier, data: ImageSet, prep: InputPrep, *, lrs: Sequence[float], epochs: int,
                      batch_size: int, seed: int, device: torch.device, weight_decay: float = 0.0,
-                     momentum: float = 0.9) -> Classifier:
+                     momentum: float = 0.9, num_workers: int = 0) -> Classifier:
     """SGD Nesterov with per-step cosine decay (no warmup); head k trains at lrs[k], the encoder (unless
-    frozen, then with a single head) at lrs[0]. Batches of one image are avoided: BN cannot train on them."""
+    frozen, then with a single head) at lrs[0]. Batches of one image are avoided: BN cannot train on them.
+    `num_workers` DataLoader workers read a folder dataset's images (the order and crops stay the same)."""
     if len(lrs) != len(model.heads) or (not model.frozen and len(lrs) != 1):
         raise ValueError("one lr per head; several heads only on a frozen encoder")
     groups = [{"params": list(head.parameters()), "lr": lr, "base_lr": lr} for head, lr in zip(model.heads, lrs)]
@@ -123,7 +124,7 @@ def train_classifier(model: Classifier, data: ImageSet, prep: InputPrep, *, lrs:
     step = 0
     for _ in range(epochs):
         for images, y in iterate_batches(data, batch_size, shuffle=True, generator=gen, drop_last=drop_last,
-                                         device=device):
+                                         device=device, num_workers=num_workers):
             for g in opt.param_groups:
                 g["lr"] = warmup_cosine(step, total, 0, g["base_lr"])
             loss = _loss(model(prep.train_view(images, gen)), y)
@@ -136,12 +137,12 @@ def train_classifier(model: Classifier, data: ImageSet, prep: InputPrep, *, lrs:
 
 @torch.no_grad()
 def predict(model: Classifier, data: ImageSet, prep: InputPrep, device: torch.device,
-            batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+            batch_size: int = 256, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores heads x N x classes, labels), on the CPU, in dataset order, model in eval mode."""
     model.eval()
     scores, labels = [], []
     for images, y in iterate_batches(data, batch_size, shuffle=False, generator=None, drop_last=False,
-                                     device=device):
+                                     device=device, num_workers=num_workers):
         scores.append(model(prep.eval_view(images)).float())
         labels.append(y)
     return torch.cat(scores, dim=1).cpu(), torch.cat(labels).cpu()
@@ -170,8 +171,9 @@ def finetune_grid(ctx: EvalContext, bundle: DatasetBundle, train: ImageSet, grid
         model = Classifier(trainable_encoder(ctx, from_scratch), ctx.feature_dim, bundle.num_classes,
                            seed=ctx.seed + i)
         train_classifier(model, train, prep, lrs=[cfg["lr"]], epochs=cfg["epochs"], batch_size=batch_size,
-                         seed=ctx.seed + i, device=ctx.device, weight_decay=cfg.get("weight_decay", 0.0))
-        scores, y = predict(model, val, prep, ctx.device, batch_size)
+                         seed=ctx.seed + i, device=ctx.device, weight_decay=cfg.get("weight_decay", 0.0),
+                         num_workers=ctx.num_workers)
+        scores, y = predict(model, val, prep, ctx.device, batch_size, ctx.num_workers)
         score = probe_metric(scores[0], y, select_by)
         curve.append({**cfg, "val": score})
         if score > best_val:

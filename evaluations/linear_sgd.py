@@ -56,12 +56,12 @@ class LinearSGDEvaluation(Evaluation):
         lrs = batch_scaled_lrs(p["lrs"], p["batch_size"], p["lr_batch_scaling"])
         model = self._train(ctx, bundle.train, bundle.num_classes, prep, lrs)
         select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"
-        val_scores, val_y = predict(model, bundle.val, prep, ctx.device, p["batch_size"])
+        val_scores, val_y = predict(model, bundle.val, prep, ctx.device, p["batch_size"], ctx.num_workers)
         curve = [probe_metric(s, val_y, select_by) for s in val_scores]
         chosen = head = max(range(len(curve)), key=lambda k: (curve[k], -k))  # ties: the first lr listed
         if p["refit"]:  # the chosen lr again, on train + val [DM eval_experiment.py: TRAIN_AND_VALID]
             model, head = self._train(ctx, bundle.train.concat(bundle.val), bundle.num_classes, prep, [lrs[chosen]]), 0
-        test_scores, test_y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
+        test_scores, test_y = predict(model, bundle.test, prep, ctx.device, p["batch_size"], ctx.num_workers)
         values = classification_metrics(test_scores[head], test_y, bundle.metric)
         extra = {"lr": p["lrs"][chosen], "lr_used": lrs[chosen], "val_metric": select_by,
                  "val_curve": [[lr, v] for lr, v in zip(p["lrs"], curve)], "refit_on_train_val": p["refit"],
@@ -76,4 +76,4 @@ class LinearSGDEvaluation(Evaluation):
         p = self.params
         model = Classifier(ctx.encoder, ctx.feature_dim, num_classes, num_heads=len(lrs), frozen=True, seed=ctx.seed)
         return train_classifier(model, data, prep, lrs=lrs, epochs=p["epochs"], batch_size=p["batch_size"],
-                                seed=ctx.seed, device=ctx.device)
+                                seed=ctx.seed, device=ctx.device, num_workers=ctx.num_workers)

@@ -89,7 +89,7 @@ class SemiSupervisedEvaluation(Evaluation):
             grid = {"lr": batch_scaled_lrs(p["lrs"], p["batch_size"], p["lr_batch_scaling"]), "epochs": p["epochs"]}
             model, chosen, curve = finetune_grid(ctx, bundle, labelled, grid, prep=prep, from_scratch=from_scratch,
                                                  batch_size=p["batch_size"], select_by=select_by, where=WHERE, val=val)
-            scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
+            scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"], ctx.num_workers)
             values = classification_metrics(scores[0], y, bundle.metric)
             actual = len(idx) / len(train)
             extra = {"subset_file": saved, "n_labelled": len(idx), "labelled_share": actual,

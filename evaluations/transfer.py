@@ -96,7 +96,7 @@ class TransferEvaluation(Evaluation):
         prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"])
         model, chosen, curve = finetune_grid(ctx, bundle, bundle.train, grid, prep=prep, from_scratch=False,
                                              batch_size=p["batch_size"], select_by=select_by, where=WHERE)
-        scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"])
+        scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"], ctx.num_workers)
         values = classification_metrics(scores[0], y, bundle.metric)
         extra = {**chosen, "val_metric": "map11" if y.dim() == 2 else select_by, "val_curve": curve,
                  "n_train": len(bundle.train), "n_val": len(bundle.val), "n_test": len(bundle.test),

@@ -31,6 +31,9 @@ class EvalContext:
     # keep per-image evidence of each classification_metrics result (ssl_bench.evidence), for the tables'
     # bootstrap intervals and tests; a suite's `output: {predictions: false}` turns it off
     save_predictions: bool = True
+    # DataLoader workers that read (and, on the CPU path, decode) folder datasets' images for extraction and
+    # fine-tuning: the suite's pretrain.num_workers. In-memory datasets ignore it.
+    num_workers: int = 0
 
 
 @dataclass(frozen=True)

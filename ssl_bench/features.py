@@ -25,7 +25,8 @@ def extract(encoder: nn.Module, data: ImageSet, *, image_size: int, in_chans: in
             device: torch.device, batch_size: int = 256, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (float32, CPU) and labels of every image of `data`, in dataset order.
 
-    Under torchrun each rank extracts its shard and the shards are gathered back in order.
+    Under torchrun each rank extracts its shard and the shards are gathered back in order. `num_workers`
+    DataLoader workers read a folder set's images (the same features as 0; in-memory sets need none).
     """
     if encoder.training:
         raise RuntimeError("extract() needs an encoder in eval mode (call freeze first)")

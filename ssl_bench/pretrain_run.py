@@ -24,6 +24,7 @@ from .data.types import DatasetBundle
 from .engine import checkpoint
 from .engine.monitors import training_monitors
 from .engine.compute import compute_record, flops_per_image, step_time_s
+from .engine.prefetch import resolve_prefetch
 from .engine.trainer import TrainingDiverged, TrainSettings, pretrain
 from .errors import DISK_ERRNOS, DatasetUnavailableError, UserError
 from .evaluation import EvalContext
@@ -174,7 +175,7 @@ def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
     spec, bundle, p = built.spec, built.bundle, built.spec.pretrain
     recipes = [ViewRecipe.from_dict(v, f"methods.{spec.method.name}.augment") for v in spec.method.views]
     augment = MultiViewAugment(recipes, built.image_size, bundle.mean, bundle.std,
-                               blur_small_images=spec.method.blur_small_images)
+                               blur_small_images=spec.method.blur_small_images, compile=p["compile"])
     # SyncBN on a copy: evaluations that fine-tune the encoder afterwards (on rank 0 alone) must see
     # plain BatchNorm again; the state_dict keys are the same, so the weights are copied back after training.
     model = method = built.method
@@ -183,7 +184,8 @@ def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
     settings = TrainSettings(epochs=spec.method.epochs, batch_size=p["batch_size"], optim=spec.method.optim,
                              device=env.device, amp_dtype=env.amp_dtype, channels_last=p["channels_last"],
                              num_workers=p["num_workers"], seed=spec.seed, log_every=p["log_every"],
-                             metrics_format=p["metrics_format"], progress=env.progress, compile=p["compile"])
+                             metrics_format=p["metrics_format"], progress=env.progress, compile=p["compile"],
+                             prefetch=resolve_prefetch(p["prefetch"], env.device))
     plan = budget.plan(spec.method, len(bundle.pretrain_images), p["batch_size"], dist.world_size(), run_dir,
                        env.resume, lambda: step_time_s(model, bundle.pretrain_images, augment, settings))
     settings = dataclasses.replace(settings, epochs=plan.epochs, total_steps=plan.total_steps)
@@ -212,13 +214,15 @@ def freeze_for_evaluation(built: Built, env: RunEnv, run_dir: Path) -> tuple[Eva
         return built.new_backbone().to(env.device)
 
     features = feature_cache(encoder, get_dataset, image_size=built.image_size, in_chans=bundle.channels,
-                             mean=bundle.mean, std=bundle.std, device=env.device)
+                             mean=bundle.mean, std=bundle.std, device=env.device,
+                             num_workers=spec.pretrain["num_workers"])
     score = collapse_score(features(spec.dataset.name, "val")[0])
     ctx = EvalContext(encoder=encoder, feature_dim=encoder.num_features,
                       method_needs_labels=built.cls.needs_labels, seed=spec.seed, device=env.device,
                       pretrain=bundle, image_size=built.image_size, in_chans=bundle.channels, mean=bundle.mean,
                       std=bundle.std, out_dir=str(run_dir), get_dataset=get_dataset, features=features,
-                      new_encoder=new_encoder, save_predictions=env.suite.output.get("predictions", True))
+                      new_encoder=new_encoder, save_predictions=env.suite.output.get("predictions", True),
+                      num_workers=spec.pretrain["num_workers"])
     return ctx, score
 
 

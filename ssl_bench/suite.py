@@ -30,6 +30,9 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     "knn_monitor": None, "online_linear": None,
     "log_every": 10, "optim": {},
     "budget": None,  # None: epochs; else one of epochs / images_seen / wall_time_s (ssl_bench/budget.py)
+    # build the next batch's views while the step runs (engine/prefetch.py): "auto" | true | false. None here so
+    # that a bool passes the type check of `override`; _check_pretrain normalizes it ("auto" when not given)
+    "prefetch": None,
 }
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 OUTPUT_DEFAULTS: dict[str, Any] = {"dir": None, "table": True, "report": True, "predictions": True}
@@ -263,6 +266,9 @@ def _check_pretrain(p: dict) -> None:
     v.check_keys(p["optim"], OPTIM_DEFAULTS, "pretrain.optim")
     p["knn_monitor"] = parse_knn_monitor(p["knn_monitor"])
     p["online_linear"] = parse_online_linear(p["online_linear"])
+    p["prefetch"] = "auto" if p["prefetch"] is None else p["prefetch"]
+    if not (isinstance(p["prefetch"], bool) or p["prefetch"] == "auto"):
+        raise v.fail("pretrain.prefetch", p["prefetch"], "auto, true or false")
 
 
 def load_suite(path: str | os.PathLike) -> Suite:

@@ -124,7 +124,7 @@ def test_unknown_names_and_params():
         load_dataset("digits", None, val_fraction=1.5)
     assert dataset_params("image_folder") == {"val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0,
                                               "path": None, "load_size": 256, "eval_crop": 0.875,
-                                              "pretrain_on_val": True}
+                                              "pretrain_on_val": True, "decode": "auto"}
     assert dataset_params("stl10")["unlabeled"] is False
 
 

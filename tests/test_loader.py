@@ -157,3 +157,40 @@ def test_decode_gray_file_as_rgb_and_large_jpeg(tmp_path):
     got = decode_image(jpg, 24, 3).float()
     assert got.shape == (3, 24, 24)
     assert (got - reference_decode(jpg, 24, "RGB").float()).abs().mean() < 4.0
+
+
+
+def test_cpu_and_device_decode_give_the_same_folder_batches(tmp_path):
+    """The two folder paths (PIL in workers; torchvision's decode_jpeg on the batch's device, here the CPU)
+    batch the same samples in the same order with the same sizes. Pixels agree to the resize kernels' rounding
+    (PIL rounds between its two bicubic passes) where PIL's DCT-scaled draft decode cannot apply: shorter
+    side under 2 x load_size."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(14):
+        h, w = int(rng.integers(6, 70)), int(rng.integers(6, 70))
+        yy, xx = np.mgrid[0:h, 0:w]
+        img = np.stack([(xx * 3 + i) % 256, (yy * 4) % 256, (xx + yy) * 2 % 256], -1).astype(np.uint8)
+        paths.append(str(tmp_path / f"{i}.jpg"))
+        Image.fromarray(img).save(paths[-1], quality=92)
+    labels = torch.arange(14) % 3
+
+    def batches(decode: str, shuffle: bool) -> list:
+        data = ImageSet(labels=labels, paths=paths, load_size=10, eval_crop=0.875, decode=decode)
+        return list(iterate_batches(data, 4, shuffle=shuffle, generator=torch.Generator().manual_seed(1),
+                                    drop_last=shuffle, device="cpu", num_workers=2))
+
+    cpu, dev = batches("cpu", True), batches("device", True)
+    assert len(cpu) == len(dev) == 3
+    for (a, ya), (b, yb) in zip(cpu, dev):
+        assert torch.equal(ya, yb) and torch.equal(a.sizes, b.sizes) and a.pixels.shape == b.pixels.shape
+        assert a.eval_crop == b.eval_crop == 0.875
+    cpu = [img for x, _ in batches("cpu", False) for img in zip(x.pixels, x.sizes.tolist())]
+    dev = [img for x, _ in batches("device", False) for img in zip(x.pixels, x.sizes.tolist())]
+    compared = 0
+    for (pa, (h, w)), (pb, size_b), path in zip(cpu, dev, paths):
+        assert (h, w) == tuple(size_b) and pb[:, h:].eq(0).all() and pb[:, :, w:].eq(0).all()
+        if min(Image.open(path).size) < 20:
+            compared += 1
+            assert (pa[:, :h, :w].int() - pb[:, :h, :w].int()).abs().max() <= 2
+    assert compared >= 3

@@ -1,147 +1,94 @@
 """Batched, on-device multi-view augmentation: uint8 B x C x H x W in, normalized float B x C x S x S out.
 A FolderBatch (folder images of different sizes on one canvas) is cropped inside each image's own size.
 
-All randomness is drawn per sample as one tensor from the caller's torch.Generator (reproducible and
-resumable); every op is a batched tensor op (see augment_ops.py). Order [BYOL Table 6]: crop + resize,
-flip, color jitter, grayscale, gaussian blur, solarize, clip, normalize.
+All randomness of a view is one uniform B x 36 draw from the caller's torch.Generator (reproducible and
+resumable); everything after it (`augment_from_uniform`) is a pure tensor function of the pixels and that
+draw, so it can be torch.compiled or captured in a CUDA graph. Every op is a batched tensor op (see
+augment_ops.py). Order [BYOL Table 6]: crop + resize, flip, color jitter, grayscale, gaussian blur, solarize,
+clip, normalize.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Sequence
+from dataclasses import replace
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from . import augment_ops as ops
-from .augment_recipe import SUPERVISED_VIEW, ViewRecipe, blur_kernel_size
+from .augment_recipe import (SUPERVISED_VIEW, UNIFORM_COLUMNS, ViewParams, ViewRecipe, blur_kernel_size,
+                             draw_uniforms, sample_view_params, view_params_from_uniform)
 from .types import FolderBatch
 
-__all__ = ["ViewRecipe", "ViewParams", "SUPERVISED_VIEW", "sample_view_params", "apply_view", "random_view",
+__all__ = ["ViewRecipe", "ViewParams", "SUPERVISED_VIEW", "UNIFORM_COLUMNS", "draw_uniforms",
+           "view_params_from_uniform", "sample_view_params", "apply_view", "augment_from_uniform", "random_view",
            "MultiViewAugment", "eval_transform", "folder_eval_view", "adapt_channels", "blur_kernel_size"]
 
-_TRIES = 10  # torchvision RandomResizedCrop's attempts before the center-crop fallback
-_BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(4)
+_BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(4)  # jitter op ids in ViewParams.order
 
 
-@dataclass
-class ViewParams:
-    """Per-sample random parameters of one view (all tensors of leading size B)."""
-
-    top: torch.Tensor  # long: crop window in input pixels
-    left: torch.Tensor
-    height: torch.Tensor
-    width: torch.Tensor
-    flip: torch.Tensor  # bool
-    jitter: torch.Tensor  # bool: color jitter applied
-    factors: torch.Tensor  # float B x 4: brightness (factor or additive delta), contrast, saturation, hue
-    order: torch.Tensor  # long B x 4: op id (0 b, 1 c, 2 s, 3 h) at each position
-    grayscale: torch.Tensor  # bool
-    blur: torch.Tensor  # bool
-    sigma: torch.Tensor  # float
-    solarize: torch.Tensor  # bool
-
-
-def _uniform(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-    return lo + (hi - lo) * u
+def _jitter_plan(recipe: ViewRecipe, enabled: Sequence[bool]) -> tuple[tuple[int, ...], int, tuple]:
+    """The order positions of the blend passes, how many run before hue, and which passes are active for each
+    position of hue in a sample's order (4 x passes; empty: all are). Hue is the only op that is not a blend,
+    so it runs once on the batch: first the blends ordered before each sample's hue (positions 0-2), then hue,
+    then the rest (1-3). In torchvision's fixed order only the enabled blends run, all before hue."""
+    if not any(enabled[:3]):
+        return (), 0, ()
+    if not recipe.jitter_random_order:
+        positions = tuple(k for k in range(3) if enabled[k])
+        return positions, len(positions), ()
+    if not enabled[_HUE]:
+        return (0, 1, 2, 3), 4, ()
+    before, after = (0, 1, 2), (1, 2, 3)
+    active = tuple(tuple(h > k for k in before) + tuple(h < k for k in after) for h in range(4))
+    return before + after, len(before), active
 
 
-def _per_image(size: int | torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """A size for every image of the batch, as a long tensor on u's device (a fill, not a host copy)."""
-    if isinstance(size, torch.Tensor):
-        return size.to(u.device, torch.long).expand(u.shape[0])
-    return torch.full((u.shape[0],), int(size), device=u.device, dtype=torch.long)
-
-
-def _sample_crops(u: torch.Tensor, recipe: ViewRecipe, in_h: int | torch.Tensor,
-                  in_w: int | torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """RandomResizedCrop.get_params, vectorized: the first of 10 tries that fits, else a center crop.
-    `in_h`, `in_w`: the image size, one for the batch or one per image (B-long tensors: folder images)."""
-    in_h, in_w = _per_image(in_h, u), _per_image(in_w, u)
-    area = (in_h * in_w).unsqueeze(1)
-    frac = _uniform(u[:, :_TRIES], *recipe.crop_scale)
-    log_lo, log_hi = math.log(recipe.crop_ratio[0]), math.log(recipe.crop_ratio[1])
-    ratio = torch.exp(_uniform(u[:, _TRIES:2 * _TRIES], log_lo, log_hi))
-    w = torch.round(torch.sqrt(area * frac * ratio)).long()
-    h = torch.round(torch.sqrt(area * frac / ratio)).long()
-    fits = (w > 0) & (w <= in_w.unsqueeze(1)) & (h > 0) & (h <= in_h.unsqueeze(1))
-    tries = torch.arange(_TRIES, device=u.device)
-    first = torch.where(fits, tries, _TRIES).amin(1, keepdim=True).clamp(max=_TRIES - 1)
-    found = fits.any(1)
-    in_ratio = in_w.double() / in_h.double()
-    too_tall, too_wide = in_ratio < recipe.crop_ratio[0], in_ratio > recipe.crop_ratio[1]
-    fw = torch.where(too_wide, torch.round(in_h.double() * recipe.crop_ratio[1]).long(), in_w)
-    fh = torch.where(too_tall, torch.round(in_w.double() / recipe.crop_ratio[0]).long(), in_h)
-    h = torch.where(found, h.gather(1, first).squeeze(1), fh)
-    w = torch.where(found, w.gather(1, first).squeeze(1), fw)
-    top = torch.where(found, torch.minimum((u[:, 2 * _TRIES] * (in_h - h + 1)).long(), in_h - h), (in_h - fh) // 2)
-    left = torch.where(found, torch.minimum((u[:, 2 * _TRIES + 1] * (in_w - w + 1)).long(), in_w - w),
-                       (in_w - fw) // 2)
-    return top, left, h, w
-
-
-def sample_view_params(recipe: ViewRecipe, batch_size: int, in_h: int | torch.Tensor, in_w: int | torch.Tensor,
-                       generator: torch.Generator, device: torch.device | str) -> ViewParams:
-    """Draw every per-sample parameter of one view from one uniform tensor (fixed layout, so the
-    generator advances by the same amount whatever the recipe). `in_h`, `in_w`: ints, or per-image sizes."""
-    u = torch.rand(batch_size, 2 * _TRIES + 16, generator=generator, device=generator.device).to(device)
-    c = 2 * _TRIES + 2  # columns after the crop's
-    top, left, h, w = _sample_crops(u, recipe, in_h, in_w)
-    b = recipe.brightness
-    bright = _uniform(u[:, c + 2], -b, b) if recipe.brightness_mode == "additive" \
-        else _uniform(u[:, c + 2], max(0.0, 1 - b), 1 + b)
-    factors = torch.stack([
-        bright,
-        _uniform(u[:, c + 3], max(0.0, 1 - recipe.contrast), 1 + recipe.contrast),
-        _uniform(u[:, c + 4], max(0.0, 1 - recipe.saturation), 1 + recipe.saturation),
-        _uniform(u[:, c + 5], -recipe.hue, recipe.hue)], dim=1)
-    if recipe.jitter_random_order:
-        order = torch.argsort(u[:, c + 6:c + 10], dim=1)
-    else:  # torchvision's fixed order
-        order = torch.arange(4, device=u.device).expand(batch_size, 4)
-    return ViewParams(
-        top=top, left=left, height=h, width=w,
-        flip=u[:, c] < recipe.flip_p, jitter=u[:, c + 1] < recipe.jitter_p, factors=factors, order=order,
-        grayscale=u[:, c + 10] < recipe.grayscale_p,
-        blur=u[:, c + 11] < recipe.blur_p, sigma=_uniform(u[:, c + 12], *recipe.blur_sigma),
-        solarize=u[:, c + 13] < recipe.solarize_p)
-
-
-def _jitter_position(x: torch.Tensor, k: int, p: ViewParams, recipe: ViewRecipe, enabled: Sequence[bool],
-                     active: torch.Tensor) -> torch.Tensor:
-    """Apply, for each `active` sample, the blend op (brightness/contrast/saturation) at position k."""
-    op = p.order[:, k]
-    f = p.factors.gather(1, op.unsqueeze(1)).squeeze(1)
-    is_b, is_c, is_s = (active & (op == i) if enabled[i] else torch.zeros_like(active)
-                        for i in (_BRIGHTNESS, _CONTRAST, _SATURATION))
+def _blend_table(recipe: ViewRecipe, enabled: Sequence[bool]) -> tuple[tuple[bool, ...], ...]:
+    """Per op (b, c, s, h): which of the blend coefficients (scale, gray_w, mean_w, shift, lo, hi) take the op's
+    value (see ops.blend_pass)."""
     additive = recipe.brightness_mode == "additive"
-    scaled = is_c | is_s if additive else is_b | is_c | is_s
-    return ops.blend_pass(
-        x, scale=torch.where(scaled, f, 1.0),
-        gray_w=torch.where(is_s, 1 - f, 0.0) if enabled[_SATURATION] else None,
-        mean_w=torch.where(is_c, 1 - f, 0.0) if enabled[_CONTRAST] else None,
-        shift=torch.where(is_b, f, 0.0) if additive and enabled[_BRIGHTNESS] else None,
-        clamp=is_b | is_c | is_s)
+    rows = ((not additive, False, False, additive, True, True),  # brightness: factor, or additive delta
+            (True, False, True, False, True, True),  # contrast: f*x + (1-f)*mean(gray)
+            (True, True, False, False, True, True),  # saturation: f*x + (1-f)*gray
+            (False,) * 6)  # hue is not a blend
+    return tuple(row if on else (False,) * 6 for row, on in zip(rows, enabled))
 
 
 def _color_jitter(x: torch.Tensor, p: ViewParams, recipe: ViewRecipe) -> torch.Tensor:
-    """Per-sample random order of the 4 jitter ops. Hue is the only op that is not a blend, so it runs
-    once on the batch: first the blends ordered before each sample's hue, then hue, then the rest."""
+    """Color jitter of flat images B x C x N, each sample's 4 ops in its own order. The coefficients of every
+    blend pass of every sample come from one small B x passes x 6 computation; then each pass is a few
+    whole-batch ops (ops.blend_pass)."""
     rgb = x.shape[1] == 3  # saturation and hue are no-ops on 1-channel images (torchvision)
     enabled = (recipe.brightness > 0, recipe.contrast > 0, rgb and recipe.saturation > 0, rgb and recipe.hue > 0)
-    if not any(enabled):
-        return x
-    if not enabled[_HUE]:
-        for k in range(4):
-            x = _jitter_position(x, k, p, recipe, enabled, p.jitter)
-        return x
-    hue_pos = (p.order == _HUE).long().argmax(1)
-    for k in range(3):  # positions before hue (hue is at most at position 3)
-        x = _jitter_position(x, k, p, recipe, enabled, p.jitter & (hue_pos > k))
-    x = ops.adjust_hue(x, p.factors[:, _HUE], p.jitter)
-    for k in range(1, 4):
-        x = _jitter_position(x, k, p, recipe, enabled, p.jitter & (hue_pos < k))
+    positions, n_before, active = _jitter_plan(recipe, enabled)
+    if positions:
+        dev = x.device
+        op = ops.const(positions, dev, torch.long)
+        if recipe.jitter_random_order:
+            op = p.order.index_select(1, op)
+            f = p.factors.gather(1, op)
+        else:
+            f = p.factors.index_select(1, op)
+        on = p.jitter.unsqueeze(1)
+        if active:  # B x passes: before or after this sample's hue
+            on = ops.const(active, dev, torch.bool)[p.order.argmax(1)] & on
+        mask = ops.const(_blend_table(recipe, enabled), dev, torch.bool)[op] & on.unsqueeze(-1)
+        value = torch.addcmul(ops.const((0.0, 1.0, 1.0, 0.0, 0.0, 1.0), dev), f.unsqueeze(-1),
+                              ops.const((1.0, -1.0, -1.0, 1.0, 0.0, 0.0), dev))  # f, 1-f, 1-f, f, 0, 1
+        idle = ops.const((1.0, 0.0, 0.0, 0.0, -math.inf, math.inf), dev)  # identity, no clamp
+        coef = torch.where(mask, value, idle)  # B x passes x 6: scale, gray_w, mean_w, shift, lo, hi
+        cols = coef.transpose(0, 1).unsqueeze(-1)  # passes x B x 6 x 1: each pass's tensors, one unbind away
+        eye, gray_rows = ops.gray_mix(x.shape[1], dev)
+        mix = torch.addcmul(cols[:, :, 0:1] * eye, cols[:, :, 1:2], gray_rows).unbind(0)
+        mean_w = (cols[:, :, 2:3] * ops.luma(x.shape[1], dev)).unbind(0) if enabled[_CONTRAST] else None
+        bounds = cols[:, :, 3:].unsqueeze(-1).unbind(0)
+    for i in range(len(positions) + 1):
+        if i == n_before and enabled[_HUE]:
+            x = ops.adjust_hue(x, p.factors[:, _HUE], p.jitter)
+        if i < len(positions):
+            x = ops.blend_pass(x, mix[i], None if mean_w is None else mean_w[i], bounds[i])
     return x
 
 
@@ -149,45 +96,91 @@ def _stat(values, x: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(values, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
 
 
+def _normalizer(mean, std, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1/std, -mean/std) as 1 x C x 1 x 1: normalization as one multiply-add."""
+    if isinstance(mean, torch.Tensor) or isinstance(std, torch.Tensor):
+        m, s = (torch.as_tensor(t, dtype=torch.float32, device=device).view(1, -1, 1, 1) for t in (mean, std))
+        return 1 / s, -m / s
+    m, s = [float(a) for a in mean], [float(a) for a in std]
+    return (ops.const(tuple(1 / b for b in s), device).view(1, -1, 1, 1),
+            ops.const(tuple(-a / b for a, b in zip(m, s)), device).view(1, -1, 1, 1))
+
+
+def _apply(images_uint8: torch.Tensor, params: ViewParams, recipe: ViewRecipe, out_size: int,
+           norm_scale: torch.Tensor, norm_shift: torch.Tensor) -> torch.Tensor:
+    flip = params.flip if recipe.flip_p > 0 else None
+    x = ops.resized_crop_flip(images_uint8, params.top, params.left, params.height, params.width, flip, out_size,
+                              recipe.interpolation, scale=1 / 255)
+    b, c = x.shape[:2]
+    flat = x.view(b, c, -1)  # the per-pixel ops see pixels as one axis (fewer views per op)
+    if recipe.jitter_p > 0:
+        flat = _color_jitter(flat, params, recipe)
+    if recipe.grayscale_p > 0 and c == 3:
+        keep, gray = ops.gray_mix(3, x.device)
+        flat = torch.bmm(torch.where(params.grayscale.view(-1, 1, 1), gray, keep), flat)
+    x = flat.view(b, c, out_size, out_size)
+    if recipe.blur_p > 0:
+        x = ops.gaussian_blur(x, ops.gaussian_kernels(params.sigma, params.blur, blur_kernel_size(recipe, out_size)))
+    if recipe.solarize_p > 0:
+        x = ops.solarize(x, recipe.solarize_threshold, params.solarize)
+    return ops.clip_normalize(x, norm_scale, norm_shift)
+
+
 def apply_view(images_uint8: torch.Tensor, params: ViewParams, recipe: ViewRecipe, out_size: int,
                mean, std) -> torch.Tensor:
     """One augmented, normalized float32 view B x C x out_size x out_size of a uint8 batch."""
     if images_uint8.dtype != torch.uint8 or images_uint8.dim() != 4:
         raise ValueError("apply_view expects a uint8 B x C x H x W batch")
-    x = images_uint8.float() / 255
-    flip = params.flip if recipe.flip_p > 0 else None
-    x = ops.resized_crop_flip(x, params.top, params.left, params.height, params.width, flip, out_size,
-                              recipe.interpolation)
-    if recipe.jitter_p > 0:
-        x = _color_jitter(x, params, recipe)
-    if recipe.grayscale_p > 0 and x.shape[1] == 3:
-        x = torch.where(params.grayscale.view(-1, 1, 1, 1), ops.grayscale(x).expand_as(x), x)
-    if recipe.blur_p > 0:
-        x = ops.gaussian_blur(x, ops.gaussian_kernels(params.sigma, params.blur, blur_kernel_size(recipe, out_size)))
-    if recipe.solarize_p > 0:
-        x = ops.solarize(x, recipe.solarize_threshold, params.solarize)
-    return (x.clamp(0, 1) - _stat(mean, x)) / _stat(std, x)
+    return _apply(images_uint8, params, recipe, out_size, *_normalizer(mean, std, images_uint8.device))
+
+
+def augment_from_uniform(images_uint8: torch.Tensor, u: torch.Tensor, recipe: ViewRecipe, out_size: int,
+                         norm_scale: torch.Tensor, norm_shift: torch.Tensor, in_h: int | torch.Tensor,
+                         in_w: int | torch.Tensor) -> torch.Tensor:
+    """The pure part of one view (no generator): apply_view(view_params_from_uniform(u, ...)), normalized as
+    x * norm_scale + norm_shift (1 x C x 1 x 1: 1/std and -mean/std). What MultiViewAugment(compile=True)
+    compiles; with fixed shapes it is also capturable in a CUDA graph (no host syncs)."""
+    params = view_params_from_uniform(u, recipe, in_h, in_w)
+    return _apply(images_uint8, params, recipe, out_size, norm_scale, norm_shift)
 
 
 class MultiViewAugment:
     """One normalized view per recipe. Blur is off at out_size <= 32 unless blur_small_images
-    (CIFAR recipes drop it: solo-learn, SimCLR CIFAR)."""
+    (CIFAR recipes drop it: solo-learn, SimCLR CIFAR).
 
-    def __init__(self, recipes: Sequence[ViewRecipe], out_size: int, mean, std, blur_small_images: bool = False):
+    compile: torch.compile(dynamic=False) the pure part of each view (augment_from_uniform), one compiled
+    function per recipe, used for uint8 tensor batches (it specializes on their shape: a smaller last batch
+    compiles once more). FolderBatch canvases change size batch to batch, so they stay eager.
+    view_fns[i](pixels, u, norm_scale, norm_shift, in_h, in_w) is view i's pure function (compiled or not)."""
+
+    def __init__(self, recipes: Sequence[ViewRecipe], out_size: int, mean, std, blur_small_images: bool = False,
+                 compile: bool = False):
         small = out_size <= 32 and not blur_small_images
         self.recipes = tuple(replace(r, blur_p=0.0) if small else r for r in recipes)
         self.out_size = out_size
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
-        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # no host->device copy per step
+        self.compile = compile
+        self._eager = [self._view_fn(r) for r in self.recipes]
+        self.view_fns: list[Callable[..., torch.Tensor]] = (
+            [torch.compile(f, dynamic=False) for f in self._eager] if compile else self._eager)
+
+    def _view_fn(self, recipe: ViewRecipe) -> Callable[..., torch.Tensor]:
+        out_size = self.out_size
+
+        def view(images_uint8, u, norm_scale, norm_shift, in_h, in_w):
+            return augment_from_uniform(images_uint8, u, recipe, out_size, norm_scale, norm_shift, in_h, in_w)
+
+        return view
 
     def __call__(self, images: torch.Tensor | FolderBatch, generator: torch.Generator) -> list[torch.Tensor]:
         pixels, (h, w) = _pixels_and_sizes(images)
-        dev = pixels.device
-        if dev not in self._stats:
-            self._stats[dev] = (torch.tensor(self.mean, device=dev), torch.tensor(self.std, device=dev))
-        mean, std = self._stats[dev]
-        return [apply_view(pixels, sample_view_params(r, len(pixels), h, w, generator, dev), r, self.out_size, mean,
-                           std) for r in self.recipes]
+        if pixels.dtype != torch.uint8 or pixels.dim() != 4:
+            raise ValueError("MultiViewAugment expects a uint8 B x C x H x W batch")
+        scale, shift = _normalizer(self.mean, self.std, pixels.device)
+        fns = self._eager if isinstance(images, FolderBatch) else self.view_fns
+        # one draw per view, in recipe order: the generator advances as it always has
+        return [view(pixels, draw_uniforms(len(pixels), generator, pixels.device), scale, shift, h, w)
+                for view in fns]
 
 
 def _pixels_and_sizes(images: torch.Tensor | FolderBatch) -> tuple[torch.Tensor, tuple]:

@@ -1,4 +1,5 @@
-"""`image_folder`: any folder of class subfolders (ImageNet, Imagenette, your own), decoded in DataLoader workers.
+"""`image_folder`: any folder of class subfolders (ImageNet, Imagenette, your own), decoded in DataLoader workers
+(PIL) or, for JPEGs, in batches on the CUDA device (`decode`, see gpu_decode).
 
 If the folder holds train/ and val/ or test/ subfolders they are the official splits: with train/ + val/ only
 (the ImageNet layout) val/ becomes the test split and a stratified val is held out of train/.
@@ -14,6 +15,7 @@ import torch
 from ..errors import DatasetError, UserError
 from ..registry import register_dataset
 from .bundle import assemble, check_eval_crop, check_load_size, pretrain_on_val_holdout
+from .gpu_decode import check_decode
 from .types import DatasetBundle, ImageSet
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -90,6 +92,7 @@ def split_folders(path: object, where: str) -> dict[str, Path]:
 def check_params(params: dict[str, Any], field: str) -> None:
     """Validation without decoding anything: the folder, its splits, >= 2 classes, no empty class folder.
     Stops at the first image of each class folder, so even ImageNet's layout is checked in about a second."""
+    check_decode(params.get("decode", "auto"), f"{field}.decode")
     where = f"{field}.path"
     for folder in split_folders(params.get("path"), where).values():
         for cls in class_folders(folder):
@@ -114,18 +117,21 @@ def decode_checked(path: str, max_short: int | None, channels: int = 3) -> torch
 @register_dataset("image_folder")
 def load_image_folder(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                       split_seed: int = 0, path: str | None = None, load_size: int | None = 256,
-                      eval_crop: float = 0.875, pretrain_on_val: bool = True) -> DatasetBundle:
+                      eval_crop: float = 0.875, pretrain_on_val: bool = True, decode: str = "auto") -> DatasetBundle:
     """Images under `path` (class subfolders, or train/ + val/ and/or test/ of class subfolders), decoded whole
     with the shorter side reduced to at most `load_size` (and the longer to 2 * load_size; a huge value keeps
     full size as [DM] decodes, but a batch is padded to its largest image). Views are 224 px (or load_size
     when smaller); the test view is a centre crop of `eval_crop` of the shorter side (0.875 = 224 of 256
     [DM dataset.py]). With `pretrain_on_val` pretraining also sees the val hold-out carved from train, as
-    [DM] pretrains on TRAIN_AND_VALID; val still only chooses hyperparameters."""
+    [DM] pretrains on TRAIN_AND_VALID; val still only chooses hyperparameters. `decode`: auto (JPEGs decoded
+    in batches on the device when batches go to a CUDA device that torchvision decodes on), cpu (PIL in the
+    DataLoader workers) or device (torchvision's decode_jpeg on the batch's device, the CPU included)."""
     parts = split_folders(path, "dataset image_folder: params.path")
     check_load_size("image_folder", load_size)
     check_eval_crop("image_folder", eval_crop)
+    check_decode(decode, "dataset image_folder: params.decode")
     paths, labels, classes = scan(parts["train"])
-    folder_set = {"load_size": load_size, "eval_crop": float(eval_crop)}
+    folder_set = {"load_size": load_size, "eval_crop": float(eval_crop), "decode": decode}
     sets: dict[str, ImageSet | None] = {"train": ImageSet(labels=labels, paths=paths, **folder_set)}
     for split in ("val", "test"):
         sets[split] = None

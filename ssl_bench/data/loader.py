@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .gpu_decode import device_batches, use_device_decode
 from .types import FolderBatch, ImageSet
 
 
@@ -83,23 +84,30 @@ def decode_image(path: str, size: int, channels: int = 3) -> torch.Tensor:
     return x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1).contiguous()
 
 
+def reduced_size(h: int, w: int, max_short: int | None) -> tuple[int, int]:
+    """(height, width) of an h x w image reduced until its shorter side is at most `max_short` and its longer
+    side at most 2 * max_short, aspect ratio kept, never enlarged (None: unchanged)."""
+    scale = 1.0 if max_short is None else min(1.0, max_short / min(w, h), 2 * max_short / max(w, h))
+    return (h, w) if scale >= 1.0 else (max(1, round(h * scale)), max(1, round(w * scale)))
+
+
 def decode_whole(path: str, max_short: int | None, channels: int = 3) -> torch.Tensor:
     """PIL decode -> RGB or L, the whole image (aspect ratio kept) -> uint8 C x h x w. The image is reduced
     (bicubic, antialiased; JPEGs first at a DCT scale that stays large enough) until its shorter side is at
     most `max_short` and its longer side at most 2 * max_short (a batch is padded to its largest image, so
     this bounds memory; it shrinks only images wider than 2:1); smaller images are never enlarged. None:
-    full size. Crops then come from the whole image, as [DM dataset.py] crops the decoded JPEG."""
+    full size. Crops then come from the whole image, as [DM dataset.py] crops the decoded JPEG. The size
+    follows from the file's own size (not the draft's, whose sides are rounded up), as on the device path."""
     from PIL import Image
 
     mode = "RGB" if channels == 3 else "L"
     with Image.open(path) as img:
+        new_h, new_w = reduced_size(img.height, img.width, max_short)
         if max_short is not None:
             img.draft(mode, (max_short, max_short))  # JPEG only: never below max_short on either side
         img = img.convert(mode)
-    w, h = img.size
-    scale = 1.0 if max_short is None else min(1.0, max_short / min(w, h), 2 * max_short / max(w, h))
-    if scale < 1.0:
-        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
+    if (new_h, new_w) != (img.height, img.width):
+        img = img.resize((new_w, new_h), Image.BICUBIC)
     x = torch.from_numpy(np.array(img, dtype=np.uint8))
     return x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1).contiguous()
 
@@ -144,7 +152,8 @@ def iterate_batches(data: ImageSet, batch_size: int, *, shuffle: bool, generator
                     drop_last: bool, device: torch.device | str, num_workers: int = 0, rank: int = 0,
                     world_size: int = 1, epoch: int = 0) -> Iterator[tuple[torch.Tensor | FolderBatch, torch.Tensor]]:
     """Yield (images, labels) on `device` for this rank's shard of one epoch: uint8 B x C x H x W for an
-    in-memory set, a FolderBatch (whole images of any size on one canvas) for a folder set."""
+    in-memory set, a FolderBatch (whole images of any size on one canvas) for a folder set, whose JPEGs are
+    decoded on the device when data.decode asks for it (gpu_decode), else by PIL in the workers."""
     device = torch.device(device)
     order = shard_indices(len(data), shuffle=shuffle, generator=generator, drop_last=drop_last, rank=rank,
                           world_size=world_size, epoch=epoch)
@@ -152,6 +161,10 @@ def iterate_batches(data: ImageSet, batch_size: int, *, shuffle: bool, generator
     pin = device.type == "cuda"
     if data.in_memory:
         yield from _memory_batches(data, order, batch_size, count, device, pin)
+        return
+    if use_device_decode(data.decode, device):
+        yield from device_batches(data, order, batch_size, drop_last=drop_last, device=device,
+                                  num_workers=num_workers)
         return
     loader = DataLoader(_folder_dataset(data), batch_size=batch_size, sampler=order.tolist(), drop_last=drop_last,
                         num_workers=num_workers, pin_memory=pin, persistent_workers=False, collate_fn=pad_collate,

@@ -12,8 +12,9 @@ class ImageSet:
     """One split of a dataset.
 
     Small datasets keep `images` in memory as uint8 N x C x H x W; folder datasets keep `paths`
-    and are decoded whole (aspect ratio kept, shorter side at most `load_size`) in DataLoader workers,
-    batched as a FolderBatch. Either way the batched augmentation is shared.
+    and are decoded whole (aspect ratio kept, shorter side at most `load_size`), batched as a FolderBatch:
+    by PIL in DataLoader workers, or (`decode`, see gpu_decode) JPEGs in batches on the device.
+    Either way the batched augmentation is shared.
     `labels` is int64 N (single label) or float N x K (multi-label, e.g. VOC2007).
     """
 
@@ -25,6 +26,7 @@ class ImageSet:
     # folder datasets: the test view's centre crop, a fraction of the shorter side (ImageNet 224/256 [DM
     # dataset.py]; 1.0 for the transfer sets [Kornblith]); in-memory sets keep their resize + crop
     eval_crop: float = 1.0
+    decode: str = "auto"  # folder datasets: auto | cpu | device (gpu_decode.use_device_decode)
 
     def __post_init__(self) -> None:
         if (self.images is None) == (self.paths is None):
@@ -54,7 +56,8 @@ class ImageSet:
         if self.images is not None:
             return ImageSet(labels=self.labels[idx], images=self.images[idx], channels=self.channels)
         return ImageSet(labels=self.labels[idx], paths=[self.paths[i] for i in idx.tolist()],
-                        load_size=self.load_size, channels=self.channels, eval_crop=self.eval_crop)
+                        load_size=self.load_size, channels=self.channels, eval_crop=self.eval_crop,
+                        decode=self.decode)
 
     def concat(self, other: "ImageSet") -> "ImageSet":
         """This split followed by `other` (e.g. train + val for a refit), same storage kind."""
@@ -64,7 +67,7 @@ class ImageSet:
         if self.paths is None or other.paths is None:
             raise ValueError("cannot concatenate an in-memory ImageSet with a folder one")
         return ImageSet(labels=labels, paths=self.paths + other.paths, load_size=self.load_size,
-                        channels=self.channels, eval_crop=self.eval_crop)
+                        channels=self.channels, eval_crop=self.eval_crop, decode=self.decode)
 
 
 @dataclass

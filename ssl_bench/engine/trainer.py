@@ -25,6 +25,7 @@ from .ema import ema_update
 from .metrics_log import MetricsLog
 from .online_head import OnlineLinear
 from .optim import build_optimizer
+from .prefetch import prepared_batches
 from .progress import Progress
 from .schedules import scaled_lr, warmup_cosine
 
@@ -57,6 +58,9 @@ class TrainSettings:
     # a budget in steps (images seen, wall time: ssl_bench/budget.py); epochs then becomes the number of epochs
     # it starts (the last one may be partial). None: epochs x steps per epoch, as without a budget.
     total_steps: int | None = None
+    # build the next batch's views in a background thread (a side stream on CUDA) while the step runs
+    # (engine/prefetch.py); bit-identical either way. pretrain_run resolves the suite's "auto" per device.
+    prefetch: bool = False
 
 
 def _wrap(model: Method, s: TrainSettings) -> nn.Module:
@@ -90,21 +94,24 @@ class _Loop:
     progress: Progress | None = None
     head: OnlineLinear | None = None  # the online linear head, when the suite asks for one
     steps_per_epoch: int = 0
+    on_step: Callable[[int], None] | None = None
 
 
 def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]],
              s: TrainSettings, run_dir: Path, resume: bool = False, label: str = "",
              on_epoch_end: Callable[[int], dict[str, Any]] | None = None,
-             online_head: OnlineLinear | None = None) -> dict[str, Any]:
+             online_head: OnlineLinear | None = None,
+             on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train `model` in place; checkpoint every epoch; resume from run_dir/checkpoint.pt if asked (one that does
     not load or fit is moved aside with a warning, and training starts from the first epoch).
 
     `on_epoch_end(epoch)` runs after each epoch on every rank; what it returns joins that epoch's metrics row
     (the kNN monitor, engine.monitors.KnnMonitor). `online_head` is trained on the encoder's detached features
     after every step and checkpointed with the model (engine.online_head); the model's training is bit-identical
-    with or without either."""
+    with or without either. `on_step(step)` runs on the training thread after each optimizer step, with the
+    1-based global step number (a clock for benchmarks: with s.prefetch the augmentation runs on another thread)."""
     loop = _setup(model, len(data), s, Path(run_dir))
-    loop.head = online_head
+    loop.head, loop.on_step = online_head, on_step
     try:
         return _run(loop, data, augment, resume, label, on_epoch_end)
     finally:
@@ -207,16 +214,19 @@ def _train_epoch(loop: _Loop, data: ImageSet, augment: Callable, epoch: int, ste
     pairs = model.momentum_pairs()
     batches = iterate_batches(data, loop.per_rank, shuffle=True, generator=order, drop_last=True, device=s.device,
                               num_workers=s.num_workers, rank=rank, world_size=ws, epoch=epoch)
-    for images, labels in batches:
-        loss, lr, step_tau = train_step(loop, augment, images, labels, aug_gen, pairs, step)
-        tau = tau if step_tau is None else step_tau
-        loss_sum += loss.detach().float()
-        n, step = n + 1, step + 1
-        if step % s.log_every == 0:  # the only host sync inside the epoch
-            loop.progress.update(step, epoch, s.epochs, (loss_sum / n).item(),
-                                 n * loop.per_rank * ws / (time.perf_counter() - t0))
-        if step >= loop.total:  # a budget in steps ends inside an epoch; an epochs run ends with its last batch
-            break
+    limit = min(loop.steps_per_epoch, max(loop.total - step, 0))  # a budget in steps ends inside an epoch
+    with prepared_batches(batches, lambda images: make_views(s, augment, images, aug_gen), s.device, s.prefetch,
+                          limit) as prepared:  # no batch past the budget is drawn, nor augmented ahead
+        for views, labels in prepared:
+            loss, lr, step_tau = model_step(loop, views, labels, pairs, step)
+            tau = tau if step_tau is None else step_tau
+            loss_sum += loss.detach().float()
+            n, step = n + 1, step + 1
+            if loop.on_step is not None:
+                loop.on_step(step)
+            if step % s.log_every == 0 and loop.progress.enabled:  # the only host sync inside the epoch
+                loop.progress.update(step, epoch, s.epochs, (loss_sum / n).item(),
+                                     n * loop.per_rank * ws / (time.perf_counter() - t0))
     epoch_loss = (dist.all_reduce_mean(loss_sum) / max(n, 1)).item()  # global mean: every rank agrees
     elapsed = time.perf_counter() - t0
     if not math.isfinite(epoch_loss):
@@ -228,16 +238,28 @@ def _train_epoch(loop: _Loop, data: ImageSet, augment: Callable, epoch: int, ste
     return row | ({"partial": True, "epoch_steps": n} if n < loop.steps_per_epoch else {})
 
 
+def make_views(s: TrainSettings, augment: Callable, images: Any, aug_gen: torch.Generator) -> list[torch.Tensor]:
+    """The augmented views of one batch, in the model's memory format (run inline or in the prefetch thread)."""
+    views = augment(images, aug_gen)
+    if s.channels_last:
+        views = [x.contiguous(memory_format=torch.channels_last) for x in views]
+    return views
+
+
 def train_step(loop: _Loop, augment: Callable, images: torch.Tensor, labels: torch.Tensor,
                aug_gen: torch.Generator, pairs: list, step: int) -> tuple[torch.Tensor, float, float | None]:
-    """Optimizer step number `step` (0-based) of the schedule: (loss, lr, tau; None without EMA pairs)."""
+    """Augment a batch, then model_step (engine.compute.step_time_s times this serial form)."""
+    return model_step(loop, make_views(loop.s, augment, images, aug_gen), labels, pairs, step)
+
+
+def model_step(loop: _Loop, views: list[torch.Tensor], labels: torch.Tensor, pairs: list,
+               step: int) -> tuple[torch.Tensor, float, float | None]:
+    """Optimizer step number `step` (0-based) of the schedule on ready views: (loss, lr, tau; None without EMA
+    pairs). No host sync, except torch's own in a float16 GradScaler's step (its inf check calls .item())."""
     s, model, opt, scaler = loop.s, loop.model, loop.opt, loop.scaler
     lr = warmup_cosine(step, loop.total, loop.warmup, loop.peak)
     for group in opt.param_groups:
         group["lr"] = lr
-    views = augment(images, aug_gen)
-    if s.channels_last:
-        views = [x.contiguous(memory_format=torch.channels_last) for x in views]
     capture = loop.head.capture() if loop.head is not None else contextlib.nullcontext()
     with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32, enabled=s.amp_dtype is not None), \
             capture:
