@@ -15,7 +15,6 @@ FolderBatch of mixed sizes (shorter side 160-256, aspect 3:4-4:3) on one canvas.
 from __future__ import annotations
 
 import argparse
-import time
 from statistics import median
 
 import torch
@@ -78,14 +77,8 @@ def count_ops(fn) -> dict:
 
 def wall_ms(fn, repeats: int, device: torch.device) -> tuple[float, float]:
     """(median, min) ms per call; the min is the steadier one on a machine shared with other work."""
-    times = []
-    for _ in range(repeats):
-        harness.sync(device)
-        t = time.perf_counter()
-        fn()
-        harness.sync(device)
-        times.append(time.perf_counter() - t)
-    return 1000 * median(times), 1000 * min(times)
+    times = harness.call_times_ms(fn, repeats, device)
+    return median(times), min(times)
 
 
 def first(images, n: int):

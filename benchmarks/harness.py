@@ -119,6 +119,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def call_times_ms(fn, repeats: int, device: torch.device) -> list[float]:
+    """Wall ms of `repeats` calls of fn, each between device synchronizations."""
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(1000 * (time.perf_counter() - t))
+    return times
+
+
 def _summary(stamps: list[float], warmup: int, batch: int) -> dict:
     timed = stamps[warmup:]
     steps = [b - a for a, b in zip(timed, timed[1:])]

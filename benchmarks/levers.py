@@ -6,7 +6,6 @@ forwards), rounds interleaved. The EMA and the data path are timed as components
 """
 from __future__ import annotations
 
-import time
 from statistics import median
 
 import torch
@@ -18,15 +17,8 @@ from ssl_bench.engine.ema import ema_update
 
 
 def _ms(fn, repeats: int, device: torch.device) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        harness.sync(device)
-        t = time.perf_counter()
-        fn()
-        harness.sync(device)
-        times.append(time.perf_counter() - t)
-    return 1000 * median(times)
+    fn()  # warm-up
+    return median(harness.call_times_ms(fn, repeats, device))
 
 
 def model_levers(args, dev: torch.device) -> dict:

@@ -19,9 +19,10 @@ from typing import Iterator
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from ..errors import UserError
+from .loader import DecodedFolder, reduced_size
 from .types import FolderBatch, ImageSet
 
 DECODE_CHOICES = ("auto", "cpu", "device")
@@ -85,19 +86,8 @@ def device_decodable(raw: bytes) -> bool:
     return False
 
 
-class RawFolder(Dataset):
+class RawFolder(DecodedFolder):
     """Workers: a JPEG's bytes (1-D uint8), any other image decoded whole on the CPU (C x h x w)."""
-
-    def __init__(self, data: ImageSet):
-        from .loader import PathStore
-
-        self.paths = PathStore(data.paths)
-        self.labels = data.labels
-        self.max_short = data.load_size
-        self.channels = data.channels
-
-    def __len__(self) -> int:
-        return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[str, torch.Tensor, torch.Tensor]:
         from .image_folder import decode_checked
@@ -189,7 +179,6 @@ def _pil_fallback(path: str, device: torch.device, channels: int, exc: Exception
 def reduce_images(images: list[torch.Tensor], max_short: int | None) -> list[torch.Tensor]:
     """Each image reduced to loader.reduced_size (antialiased bicubic on float, rounded); images of one size
     are resized together."""
-    from .loader import reduced_size
 
     out = list(images)
     if max_short is None:

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .gpu_decode import device_batches, use_device_decode
 from .types import FolderBatch, ImageSet
 
 
@@ -162,6 +161,8 @@ def iterate_batches(data: ImageSet, batch_size: int, *, shuffle: bool, generator
     if data.in_memory:
         yield from _memory_batches(data, order, batch_size, count, device, pin)
         return
+    from .gpu_decode import device_batches, use_device_decode  # it builds on this module
+
     if use_device_decode(data.decode, device):
         yield from device_batches(data, order, batch_size, drop_last=drop_last, device=device,
                                   num_workers=num_workers)
