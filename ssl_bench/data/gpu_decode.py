@@ -213,9 +213,10 @@ def decode_batch(batch: RawBatch, device: torch.device, max_short: int | None,
     """A worker's RawBatch -> (canvas, sizes) on `device`, as loader.pad_collate lays them out."""
     payloads = batch.payloads()
     jpegs = [k for k, shape in enumerate(batch.shapes[:, 0].tolist()) if shape == 0]
+    jpeg_set = set(jpegs)
     decoded = decode_jpegs([payloads[k] for k in jpegs], [batch.paths[k] for k in jpegs], device, channels)
-    images = [p.to(device) for p in payloads]  # non-JPEGs: already reduced by the worker
-    for k, img in zip(jpegs, reduce_images(decoded, max_short)):
+    images: list[torch.Tensor | None] = [None if k in jpeg_set else p.to(device) for k, p in enumerate(payloads)]
+    for k, img in zip(jpegs, reduce_images(decoded, max_short)):  # non-JPEGs came reduced from the worker
         images[k] = img
     return pad_images(images, channels, device)
 
