@@ -44,6 +44,14 @@ def results_rows(out) -> list[dict]:
     return [json.loads(line, parse_constant=refuse) for line in (Path(out) / "results.jsonl").read_text().splitlines()]
 
 
+def metrics_rows(run_dir) -> list[dict]:
+    """Every epoch row of RUN_DIR/metrics.jsonl."""
+    import json
+    from pathlib import Path
+
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
 def row_key(r: dict) -> tuple:
     """What one row measures: (run, evaluation config, protocol, dataset, metric)."""
     return r["run_id"], r["eval_key"], r["protocol"], r["eval_dataset"], r["metric"]

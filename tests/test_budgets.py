@@ -16,6 +16,8 @@ from ssl_bench.registry import METHODS
 from ssl_bench.run_config import expand
 from ssl_bench.suite import parse_suite, read_suite_yaml
 
+from conftest import metrics_rows as metrics, results_rows as rows
+
 pytestmark = pytest.mark.slow  # every test here trains or runs a suite (quick loop: -m "not slow")
 
 SUITE = """
@@ -38,14 +40,6 @@ STEPS, PER_EPOCH = 24, 20
 def write(path: Path, methods: str, pretrain: str) -> str:
     path.write_text(SUITE.format(methods=methods, pretrain=pretrain))
     return str(path)
-
-
-def rows(out: Path) -> list[dict]:
-    return [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines() if x.strip()]
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

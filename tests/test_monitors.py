@@ -3,7 +3,6 @@ metrics.jsonl, and the online linear head (`pretrain.online_linear`) with its `o
 
 Tiny data throughout: digits at 8 px, a narrow resnet18, BYOL for 3 epochs (the end-to-end pair), a pixel
 "encoder" where the head must learn something."""
-import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,8 @@ from ssl_bench.engine.monitors import KnnMonitor, fixed_subset, knn_curve
 from ssl_bench.engine.online_head import OnlineLinear, online_logits
 from ssl_bench.engine.trainer import TrainSettings, pretrain
 from ssl_bench.method import OPTIM_DEFAULTS, Method
+
+from conftest import metrics_rows as metrics, results_rows as records
 
 pytestmark = pytest.mark.slow  # every test here trains or runs a suite (quick loop: -m "not slow")
 
@@ -40,14 +41,6 @@ CPU = torch.device("cpu")
 def write(path: Path, methods: str = BYOL, pretrain: str = MONITORS, evaluations: str = f"[{KNN}]") -> str:
     path.write_text(SUITE.format(methods=methods, pretrain=pretrain, evaluations=evaluations))
     return str(path)
-
-
-def records(out: Path) -> list[dict]:
-    return [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines() if x.strip()]
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 The reference is always the serial loop: the same augmentation called inline, batch after batch, from a generator
 seeded alike. Tiny data (sklearn digits, 1 x 8 x 8) and a narrow resnet18 keep every test to a few CPU steps."""
-import json
 import threading
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from ssl_bench.errors import DatasetError, UserError
 from ssl_bench.method import OPTIM_DEFAULTS
 from ssl_bench.methods.byol import BYOL
 from ssl_bench.suite import parse_suite
+
+from conftest import metrics_rows
 
 CPU = torch.device("cpu")
 BATCH = 16
@@ -79,8 +80,7 @@ def test_prefetch_on_and_off_train_bit_identically(tmp_path, channels_last):
         assert on_main == {not prefetch}  # with prefetch every view came from the background thread
         assert stats["steps"] == 8 and len(augment.threads) == 8
         states.append(model.state_dict())
-        rows = [json.loads(line) for line in (tmp_path / str(prefetch) / "metrics.jsonl").read_text().splitlines()]
-        losses.append([(r["step"], r["loss"], r["lr"], r["tau"]) for r in rows])
+        losses.append([(r["step"], r["loss"], r["lr"], r["tau"]) for r in metrics_rows(tmp_path / str(prefetch))])
     assert states[0].keys() == states[1].keys()
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key

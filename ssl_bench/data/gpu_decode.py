@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..errors import UserError
-from .loader import DecodedFolder, reduced_size
+from .loader import DecodedFolder, folder_dataset, reduced_size
 from .types import FolderBatch, ImageSet
 
 DECODE_CHOICES = ("auto", "cpu", "device")
@@ -88,6 +88,8 @@ def device_decodable(raw: bytes) -> bool:
 
 class RawFolder(DecodedFolder):
     """Workers: a JPEG's bytes (1-D uint8), any other image decoded whole on the CPU (C x h x w)."""
+
+    cache_key = "_raw"
 
     def __getitem__(self, i: int) -> tuple[str, torch.Tensor, torch.Tensor]:
         from .image_folder import decode_checked
@@ -221,17 +223,10 @@ def decode_batch(batch: RawBatch, device: torch.device, max_short: int | None,
     return pad_images(images, channels, device)
 
 
-def _raw_dataset(data: ImageSet) -> RawFolder:
-    ds = data.__dict__.get("_raw")  # kept on the ImageSet, as loader._folder_dataset does
-    if ds is None:
-        ds = data.__dict__["_raw"] = RawFolder(data)
-    return ds
-
-
 def device_batches(data: ImageSet, order: torch.Tensor, batch_size: int, *, drop_last: bool, device: torch.device,
                    num_workers: int) -> Iterator[tuple[FolderBatch, torch.Tensor]]:
     """(FolderBatch, labels) on `device` for the samples of `order`, JPEGs decoded there."""
-    loader = DataLoader(_raw_dataset(data), batch_size=batch_size, sampler=order.tolist(), drop_last=drop_last,
+    loader = DataLoader(folder_dataset(data, RawFolder), batch_size=batch_size, sampler=order.tolist(), drop_last=drop_last,
                         num_workers=num_workers, collate_fn=raw_collate, persistent_workers=False,
                         prefetch_factor=4 if num_workers > 0 else None)
     for batch in loader:

@@ -114,6 +114,8 @@ def decode_whole(path: str, max_short: int | None, channels: int = 3) -> torch.T
 class DecodedFolder(Dataset):
     """Map-style dataset over an ImageSet's paths; workers decode whole images (see decode_whole)."""
 
+    cache_key = "_decoded"  # where folder_dataset keeps it on the ImageSet
+
     def __init__(self, data: ImageSet):
         self.paths = PathStore(data.paths)
         self.labels = data.labels
@@ -139,11 +141,12 @@ def pad_collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.T
     return canvas, sizes, torch.stack([torch.as_tensor(y) for _, y in items])
 
 
-def _folder_dataset(data: ImageSet) -> DecodedFolder:
-    # built once per ImageSet (packing a million paths takes a second) and kept on it, so it lives as long
-    ds = data.__dict__.get("_decoded")
+def folder_dataset(data: ImageSet, cls: type[DecodedFolder] = DecodedFolder) -> DecodedFolder:
+    """`cls(data)`, built once per ImageSet and class (packing a million paths takes a second) and kept on it,
+    so it lives as long as the set."""
+    ds = data.__dict__.get(cls.cache_key)
     if ds is None:
-        ds = data.__dict__["_decoded"] = DecodedFolder(data)
+        ds = data.__dict__[cls.cache_key] = cls(data)
     return ds
 
 
@@ -167,7 +170,7 @@ def iterate_batches(data: ImageSet, batch_size: int, *, shuffle: bool, generator
         yield from device_batches(data, order, batch_size, drop_last=drop_last, device=device,
                                   num_workers=num_workers)
         return
-    loader = DataLoader(_folder_dataset(data), batch_size=batch_size, sampler=order.tolist(), drop_last=drop_last,
+    loader = DataLoader(folder_dataset(data), batch_size=batch_size, sampler=order.tolist(), drop_last=drop_last,
                         num_workers=num_workers, pin_memory=pin, persistent_workers=False, collate_fn=pad_collate,
                         prefetch_factor=4 if num_workers > 0 else None)
     for pixels, sizes, labels in loader:
