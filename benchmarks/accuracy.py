@@ -22,8 +22,8 @@ from reference_loop import reference_train  # noqa: E402
 from throughput import native_bf16  # noqa: E402
 from ssl_bench.data.augment import MultiViewAugment, ViewRecipe  # noqa: E402
 from ssl_bench.engine.trainer import TrainSettings, pretrain  # noqa: E402
-from ssl_bench.knn import knn_predict  # noqa: E402
-from ssl_bench.features import extract, freeze  # noqa: E402
+from ssl_bench.evalkit.knn import knn_predict  # noqa: E402
+from ssl_bench.evalkit.features import extract, freeze  # noqa: E402
 from ssl_bench.metrics import topk_accuracy  # noqa: E402
 from ssl_bench.registry import METHODS  # noqa: E402
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from ssl_bench.cli import main as cli_main
-from ssl_bench.suite import read_suite_yaml
+from ssl_bench.cli.main import main as cli_main
+from ssl_bench.config.suite import read_suite_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SGD_PROBES = [{"name": "linear_sgd"},  # the paper's recipe, CPU-sized: crops + flips, lrs [0.4, 0.1, 0.02], 20 epochs

@@ -26,7 +26,7 @@ from ssl_bench.data.augment_recipe import SUPERVISED_VIEW
 from ssl_bench.data.datasets import load_dataset
 from ssl_bench.engine import checkpoint
 from ssl_bench.engine.schedules import warmup_cosine
-from ssl_bench.features import extract, freeze
+from ssl_bench.evalkit.features import extract, freeze
 from ssl_bench.registry import METHODS, load_plugins
 
 

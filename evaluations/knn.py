@@ -11,7 +11,7 @@ from typing import Any
 
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
-from ssl_bench.knn import knn_predict  # the pure function lives in the core (shared with the kNN monitor)
+from ssl_bench.evalkit.knn import knn_predict  # the pure function lives in the core (shared with the kNN monitor)
 from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.registry import register_evaluation
 from ssl_bench.validate import DIM, POSITIVE

@@ -27,7 +27,7 @@ class KnnMaxEvaluation(Evaluation):
     name = "knn_max"
     defaults: dict[str, Any] = {}
     protocols = (Protocol("knn_max", "kNN (max over epochs)", 15, ("top1",), table="knn"),)
-    requires_pretrain = ("knn_monitor",)  # checked at validate (ssl_bench.suite_checks.check_pretrain_needs)
+    requires_pretrain = ("knn_monitor",)  # checked at validate (ssl_bench.config.checks.check_pretrain_needs)
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         run_dir = Path(ctx.out_dir)

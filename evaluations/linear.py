@@ -13,7 +13,7 @@ import torch
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
 from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
-from ssl_bench.probe import fit_logistic, l2_grid, score, standardize, sweep_logistic
+from ssl_bench.evalkit.probe import fit_logistic, l2_grid, score, standardize, sweep_logistic
 from ssl_bench.registry import register_evaluation
 
 

@@ -18,11 +18,10 @@ from ssl_bench import validate as v
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
 from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
-from ssl_bench.probe import probe_metric
+from ssl_bench.evalkit.probe import probe_metric
 from ssl_bench.registry import register_evaluation
 
-from .finetune import Classifier, InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, number_list, \
-    positive_int, predict, train_classifier
+from ssl_bench.evalkit.finetune import Classifier, InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, number_list, positive_int, predict, train_classifier
 
 
 @register_evaluation("linear_sgd")

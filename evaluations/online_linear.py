@@ -29,7 +29,7 @@ class OnlineLinearEvaluation(Evaluation):
     name = "online_linear"
     defaults: dict[str, Any] = {}
     protocols = (Protocol("online_linear", "Linear (online)", 35, ("top1", "top5"), table="linear"),)
-    requires_pretrain = ("online_linear",)  # checked at validate (ssl_bench.suite_checks.check_pretrain_needs)
+    requires_pretrain = ("online_linear",)  # checked at validate (ssl_bench.config.checks.check_pretrain_needs)
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         final = Path(ctx.out_dir) / "final.pt"

@@ -17,13 +17,11 @@ from ssl_bench import distributed as dist
 from ssl_bench import validate as v
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
-from ssl_bench.label_subsets import balanced_subset, check_fraction, check_subset_file, save_subset, \
-    subset_file_split
+from ssl_bench.evalkit.label_subsets import balanced_subset, check_fraction, check_subset_file, save_subset, subset_file_split
 from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.registry import register_evaluation
 
-from .finetune import InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, finetune_grid, number_list, \
-    positive_int, predict
+from ssl_bench.evalkit.finetune import InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, finetune_grid, number_list, positive_int, predict
 
 WHERE = "evaluation semi_supervised"
 

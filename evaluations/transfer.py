@@ -19,9 +19,8 @@ from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
 from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.registry import DATASETS, register_evaluation
 
-from .finetune import InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, finetune_grid, number_list, \
-    positive_int, predict
-from .linear import LinearEvaluation
+from ssl_bench.evalkit.finetune import InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, finetune_grid, number_list, positive_int, predict
+from ssl_bench.evaluations.linear import LinearEvaluation
 
 VARIANTS = ("linear", "finetune")
 WHERE = "evaluation transfer"

@@ -9,7 +9,7 @@ from ssl_bench.method import Method
 from ssl_bench.registry import register_method
 from ssl_bench.validate import Range
 
-from .views import CROP_FLIP
+from ssl_bench.methods.views import CROP_FLIP
 
 
 @register_method("random")

@@ -23,8 +23,8 @@ from ssl_bench.presets import by_epochs
 from ssl_bench.registry import register_method
 from ssl_bench.validate import DIM, UNIT
 
-from .losses import byol_loss
-from .views import BYOL_VIEW_1, BYOL_VIEW_2
+from ssl_bench.methods.losses import byol_loss
+from ssl_bench.methods.views import BYOL_VIEW_1, BYOL_VIEW_2
 
 
 @register_method("byol")

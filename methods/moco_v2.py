@@ -28,8 +28,8 @@ from ssl_bench.presets import Preset
 from ssl_bench.registry import register_method
 from ssl_bench.validate import DIM, POSITIVE, UNIT, Range
 
-from .losses import moco_v2_loss
-from .views import MOCO_V2_VIEW
+from ssl_bench.methods.losses import moco_v2_loss
+from ssl_bench.methods.views import MOCO_V2_VIEW
 
 
 @register_method("moco_v2")

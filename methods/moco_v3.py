@@ -26,8 +26,8 @@ from ssl_bench.presets import by_epochs
 from ssl_bench.registry import register_method
 from ssl_bench.validate import DIM, POSITIVE, UNIT
 
-from .losses import moco_v3_loss
-from .views import MOCO_V3_VIEW_1, MOCO_V3_VIEW_2
+from ssl_bench.methods.losses import moco_v3_loss
+from ssl_bench.methods.views import MOCO_V3_VIEW_1, MOCO_V3_VIEW_2
 
 
 @register_method("moco_v3")

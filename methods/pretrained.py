@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
-from ssl_bench.checkpoint_formats import FORMATS
-from ssl_bench.encoder_weights import load_encoder
+from ssl_bench.weights.formats import FORMATS
+from ssl_bench.weights.load import load_encoder
 from ssl_bench.method import Method
 from ssl_bench.registry import register_method
 from ssl_bench.validate import ExistingFile, OneOf

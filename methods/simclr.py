@@ -22,8 +22,8 @@ from ssl_bench.presets import Preset
 from ssl_bench.registry import register_method
 from ssl_bench.validate import DIM, POSITIVE, Range
 
-from .losses import nt_xent_loss
-from .views import simclr_view
+from ssl_bench.methods.losses import nt_xent_loss
+from ssl_bench.methods.views import simclr_view
 
 
 @register_method("simclr")

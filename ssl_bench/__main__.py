@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from ssl_bench.cli.main import main
 
 sys.exit(main())

@@ -12,8 +12,8 @@ from typing import Any
 
 from torch import nn
 
-from . import validate as v
-from .registry import BACKBONES, DATASETS, EVALUATIONS, METHODS
+from ssl_bench import validate as v
+from ssl_bench.registry import BACKBONES, DATASETS, EVALUATIONS, METHODS
 
 TIMM = "timm"  # the backbone adapter that takes any timm model name
 
@@ -61,7 +61,7 @@ def create_dataset(name: str, root: str | None = None, download: bool = False, *
                    **params: Any) -> Any:
     """Dataset `name` (a DatasetBundle with its deterministic splits), loaded once per process; `params` override
     the loader's keyword defaults. A dataset missing offline raises DatasetUnavailableError saying where to put it."""
-    from .data import datasets as data  # torch-heavy, and imports the built-in loaders
+    from ssl_bench.data import datasets as data  # torch-heavy, and imports the built-in loaders
 
     fn = DATASETS.get(name, where=_name_field(where))
     params = v.override(data.dataset_params(name), params, _params_field("dataset", name, where))
@@ -74,7 +74,7 @@ def check_backbone_name(name: str, field: str) -> None:
 
     import timm
 
-    from .errors import UserError
+    from ssl_bench.errors import UserError
 
     if name in BACKBONES or name in timm.list_models():
         return
@@ -90,7 +90,7 @@ def check_backbone_build(name: str, kwargs: dict, small_stem: bool | str, field:
 
     import torch
 
-    from .errors import UserError
+    from ssl_bench.errors import UserError
 
     if name != TIMM and name in BACKBONES:  # a plugin backbone may not support the meta device: built at run time
         return
@@ -115,7 +115,7 @@ def _check_stage_count(name: str, kwargs: dict, net: object, field: str) -> None
     import timm
     import torch
 
-    from .errors import UserError
+    from ssl_bench.errors import UserError
 
     channels = kwargs.get("channels")
     if channels is None or not isinstance(net, timm.models.resnet.ResNet):

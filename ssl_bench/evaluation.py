@@ -7,7 +7,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from .data.types import DatasetBundle
+from ssl_bench.data.types import DatasetBundle
 
 
 @dataclass
@@ -28,7 +28,7 @@ class EvalContext:
     get_dataset: Callable[[str], DatasetBundle]
     features: Callable[[str, str], tuple[torch.Tensor, torch.Tensor]]  # (dataset, split) -> feats, labels
     new_encoder: Callable[[], nn.Module]  # a freshly initialised backbone of the same architecture
-    # keep per-image evidence of each classification_metrics result (ssl_bench.evidence), for the tables'
+    # keep per-image evidence of each classification_metrics result (ssl_bench.evalkit.evidence), for the tables'
     # bootstrap intervals and tests; a suite's `output: {predictions: false}` turns it off
     save_predictions: bool = True
     # DataLoader workers that read (and, on the CPU path, decode) folder datasets' images for extraction and

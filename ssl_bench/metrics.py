@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .registry import Registry
+from ssl_bench.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -143,12 +143,12 @@ def classification_metrics(scores: torch.Tensor, labels: torch.Tensor, dataset_m
     return out
 
 
-# --- per-image evidence: what a bootstrap over the test images needs (ssl_bench.stats, ssl_bench.evidence) -------
+# --- per-image evidence: what a bootstrap over the test images needs (ssl_bench.report.stats, ssl_bench.evalkit.evidence) -------
 
 @dataclass(frozen=True)
 class Evidence:
     """One classification_metrics call: the dict it returned (its float objects are the rows' values, which is
-    how ssl_bench.evidence finds the rows they belong to) and per-image arrays from which ssl_bench.stats
+    how ssl_bench.evalkit.evidence finds the rows they belong to) and per-image arrays from which ssl_bench.report.stats
     recomputes each value exactly: labels; top1 / top5 hits (bools); pred (argmax) for mean_per_class;
     scores and {1, 0, -1} labels for map11."""
 

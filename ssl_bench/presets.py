@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UserError
+from ssl_bench.errors import UserError
 
 PAPER = "paper"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from .errors import UnknownNameError, UserError
+from ssl_bench.errors import UnknownNameError, UserError
 
 T = TypeVar("T")
 

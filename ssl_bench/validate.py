@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .errors import UserError
+from ssl_bench.errors import UserError
 
 
 def fail(field: str, value: Any, allowed: str) -> UserError:

@@ -21,7 +21,7 @@ from ssl_bench.methods.byol import BYOL
 from ssl_bench.methods.moco_v2 import MoCoV2
 from ssl_bench.methods.moco_v3 import MoCoV3
 from ssl_bench.methods.simclr import SimCLR
-from ssl_bench.sync_batchnorm import convert_sync_batchnorm
+from ssl_bench.engine.sync_batchnorm import convert_sync_batchnorm
 
 GLOBAL_BATCH, STEPS = 16, 2
 HEADS = {"proj_hidden_dim": 16, "proj_dim": 8}
@@ -82,7 +82,7 @@ def train_case(name: str, run_dir: Path) -> nn.Module:
 
 
 def main(out: str) -> None:
-    from ssl_bench.launch import init_distributed
+    from ssl_bench.engine.process_group import init_distributed
 
     torch.set_num_threads(1)
     init_distributed()

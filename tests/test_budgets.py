@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ssl_bench import budget
-from ssl_bench.cli import main
+from ssl_bench.config import budget
+from ssl_bench.cli.main import main
 from ssl_bench.engine import checkpoint
 from ssl_bench.engine.schedules import scaled_lr, warmup_cosine
 from ssl_bench.registry import METHODS
-from ssl_bench.run_config import expand
-from ssl_bench.suite import parse_suite, read_suite_yaml
+from ssl_bench.config.run_spec import expand
+from ssl_bench.config.suite import parse_suite, read_suite_yaml
 
 from conftest import metrics_rows as metrics, results_rows as rows
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from conftest import results_rows
-from ssl_bench.cli import main
+from ssl_bench.cli.main import main
 from ssl_bench.data.types import ImageSet
 from ssl_bench.engine.compute import compute_record, flops_per_image
 from ssl_bench.method import Method

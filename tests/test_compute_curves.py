@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import TINY_SUITE
-from ssl_bench.cli import main
-from ssl_bench.compute_curves import at_equal_compute, curves
-from ssl_bench.tables import load_results
+from ssl_bench.cli.main import main
+from ssl_bench.report.compute_curves import at_equal_compute, curves
+from ssl_bench.report.tables import load_results
 
 pytestmark = pytest.mark.slow  # every test here trains or runs a suite (quick loop: -m "not slow")
 

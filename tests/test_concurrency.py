@@ -13,8 +13,8 @@ from collections import Counter
 import pytest
 
 from conftest import TINY_SUITE
-from ssl_bench.locks import Claim, FileLock
-from ssl_bench.results_store import ResultsStore
+from ssl_bench.run.locks import Claim, FileLock
+from ssl_bench.run.ledger import ResultsStore
 
 
 def _append_many(folder: str, worker: int, n: int) -> None:

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from conftest import results_rows as _records, row_key as _key
-from ssl_bench.cli import main
+from ssl_bench.cli.main import main
 
 REQUIRED = {"suite", "method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "metric", "value",
             "seed", "config_hash", "versions", "wall_time_s", "status"}

@@ -17,7 +17,7 @@ from ssl_bench.data.image_folder import check_params
 from ssl_bench.data.loader import iterate_batches
 from ssl_bench.data.types import FolderBatch, ImageSet
 from ssl_bench.errors import DatasetError, UserError
-from ssl_bench.features import extract
+from ssl_bench.evalkit.features import extract
 
 LOAD = 16
 # (height, width): smaller than LOAD (never enlarged), shorter side over LOAD, wider than 2:1 (longer side
@@ -236,7 +236,7 @@ def test_extract_with_workers_equals_main_process(tmp_path, decode):
 
 
 def test_finetune_predict_with_workers_equals_main_process(tmp_path):
-    from ssl_bench.evaluations.finetune import Classifier, InputPrep, predict
+    from ssl_bench.evalkit.finetune import Classifier, InputPrep, predict
 
     imagenet_layout(tmp_path, sizes=SIZES[:4])
     b = load_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=LOAD, decode="device")

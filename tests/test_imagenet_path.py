@@ -14,8 +14,8 @@ from ssl_bench.data.augment import MultiViewAugment, ViewRecipe, apply_view, eva
 from ssl_bench.data.datasets import load_dataset
 from ssl_bench.data.loader import iterate_batches
 from ssl_bench.data.types import FolderBatch
-from ssl_bench.evaluations.finetune import batch_scaled_lrs
-from ssl_bench.label_subsets import subset_file_split, subset_from_file
+from ssl_bench.evalkit.finetune import batch_scaled_lrs
+from ssl_bench.evalkit.label_subsets import subset_file_split, subset_from_file
 from ssl_bench.registry import EVALUATIONS
 
 from test_linear_sgd import tiny_context  # noqa: E402  (tests/ is on sys.path under pytest)
@@ -201,7 +201,7 @@ def test_lr_batch_scaling_and_refit_on_train_plus_val(tmp_path, monkeypatch):
 def test_imagenet_layout_suite_end_to_end(imagenet, tmp_path):
     import json
 
-    from ssl_bench.cli import main
+    from ssl_bench.cli.main import main
 
     b = load(imagenet, load_size=16)
     listing = tmp_path / "1percent.txt"

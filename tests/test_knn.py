@@ -10,7 +10,7 @@ from ssl_bench.data.types import DatasetBundle, ImageSet
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext
 from ssl_bench.registry import EVALUATIONS
-from ssl_bench.knn import knn_predict
+from ssl_bench.evalkit.knn import knn_predict
 
 
 def _digits(project_to: int | None = None):

@@ -5,7 +5,7 @@ import torch
 from ssl_bench.data.bundle import assemble
 from ssl_bench.data.types import ImageSet
 from ssl_bench.errors import UserError
-from ssl_bench.label_subsets import balanced_subset, match_names, read_subset_file, save_subset, subset_from_file
+from ssl_bench.evalkit.label_subsets import balanced_subset, match_names, read_subset_file, save_subset, subset_from_file
 
 
 def _labels(counts):
@@ -123,7 +123,7 @@ def test_gzipped_subset_file_reads_like_the_plain_one(tmp_path):
 
 
 def test_subset_file_on_an_in_memory_dataset_indexes_train_and_keeps_val(tmp_path):
-    from ssl_bench.label_subsets import subset_file_split
+    from ssl_bench.evalkit.label_subsets import subset_file_split
 
     images = torch.zeros(40, 1, 2, 2, dtype=torch.uint8)
     bundle = assemble("toy", train=ImageSet(labels=_labels([20, 20]), images=images), test=None, num_classes=2,

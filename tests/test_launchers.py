@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_SUITE, results_rows, row_key
-from ssl_bench.cli import main
-from ssl_bench.status import eta_seconds, folder_status
+from ssl_bench.cli.main import main
+from ssl_bench.run.status import eta_seconds, folder_status
 
 FOUR_RUNS = TINY_SUITE.replace("seeds: [0]", "seeds: [0, 1]").replace("table: true", "table: false")
 

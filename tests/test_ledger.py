@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_SUITE, results_rows as _rows, row_key as _key
-from ssl_bench.cli import main
-from ssl_bench.outdir import MARKER
-from ssl_bench.results_store import UNREADABLE_FILE, ResultsStore
+from ssl_bench.cli.main import main
+from ssl_bench.run.outdir import MARKER
+from ssl_bench.run.ledger import UNREADABLE_FILE, ResultsStore
 
 pytestmark = pytest.mark.slow  # every test here trains or runs a suite (quick loop: -m "not slow")
 

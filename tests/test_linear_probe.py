@@ -6,7 +6,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 from ssl_bench.errors import UserError
-from ssl_bench.probe import fit_logistic, l2_grid, logistic_objective, score, standardize, sweep_logistic
+from ssl_bench.evalkit.probe import fit_logistic, l2_grid, logistic_objective, score, standardize, sweep_logistic
 from ssl_bench.registry import EVALUATIONS
 from test_knn import make_context
 

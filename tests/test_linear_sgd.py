@@ -9,7 +9,7 @@ from ssl_bench.backbones import create_backbone
 from ssl_bench.data.datasets import load_dataset
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext
-from ssl_bench.features import feature_cache, freeze
+from ssl_bench.evalkit.features import feature_cache, freeze
 from ssl_bench.registry import EVALUATIONS, load_plugins
 
 SIZE = 8
@@ -66,7 +66,7 @@ def test_frozen_encoder_unchanged(ctx, name, params):
 
 def test_heads_trained_together_equal_heads_trained_alone(ctx):
     """One head per lr on shared features must give what each lr gives on its own (same init and batches)."""
-    from ssl_bench.evaluations.finetune import Classifier, InputPrep, train_classifier
+    from ssl_bench.evalkit.finetune import Classifier, InputPrep, train_classifier
 
     data = ctx.pretrain.train.subset(torch.arange(300))
     prep = InputPrep.from_context(ctx, (0.5, 1.0))
@@ -107,7 +107,7 @@ def test_training_view_without_crop_or_flip_is_the_test_view():
 
     import torch.nn.functional as F
 
-    from ssl_bench.evaluations.finetune import InputPrep
+    from ssl_bench.evalkit.finetune import InputPrep
     bundle = load_dataset("digits")  # 8 x 8, resized up to the encoder's 16 px input
     images = bundle.train.images[:64]
     where = SimpleNamespace(image_size=16, in_chans=1, mean=bundle.mean, std=bundle.std)

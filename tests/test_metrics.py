@@ -88,11 +88,11 @@ def test_classification_metrics_keys():
     assert set(classification_metrics(scores, (scores > 0).float(), "map11")) == {"map11"}
 
 
-# --- per-image evidence (ssl_bench.metrics.collect_evidence, ssl_bench.evidence) -------------------------------
+# --- per-image evidence (ssl_bench.metrics.collect_evidence, ssl_bench.evalkit.evidence) -------------------------------
 
 def test_evidence_reproduces_every_value_and_costs_nothing_outside_collection():
     from ssl_bench.metrics import collect_evidence
-    from ssl_bench.stats import metric_value
+    from ssl_bench.report.stats import metric_value
 
     g = torch.Generator().manual_seed(2)
     scores, labels = torch.randn(40, 8, generator=g), torch.randint(0, 8, (40,), generator=g)
@@ -113,7 +113,7 @@ def test_evidence_reproduces_every_value_and_costs_nothing_outside_collection():
 
 
 def test_save_evidence_writes_one_file_per_call_and_marks_only_its_rows(tmp_path):
-    from ssl_bench.evidence import load_evidence, save_evidence
+    from ssl_bench.evalkit.evidence import load_evidence, save_evidence
     from ssl_bench.metrics import collect_evidence
 
     g = torch.Generator().manual_seed(3)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ssl_bench.cli import main
+from ssl_bench.cli.main import main
 from ssl_bench.data.datasets import load_dataset
 from ssl_bench.engine import checkpoint
 from ssl_bench.engine.monitors import KnnMonitor, fixed_subset, knn_curve

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssl_bench.cli import main
+from ssl_bench.cli.main import main
 from ssl_bench.registry import import_plugin_file
-from ssl_bench.suite import load_suite
+from ssl_bench.config.suite import load_suite
 from test_simclr import mean, train_on_digits
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -105,7 +105,7 @@ def test_barlow_twins_loss_decreases_on_digits(monkeypatch):
 
 ENTRY_POINT_CHECK = """
 import torch
-from ssl_bench.cli import main
+from ssl_bench.cli.main import main
 from ssl_bench.registry import METHODS
 
 main(["list", "methods"])

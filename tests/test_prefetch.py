@@ -18,7 +18,7 @@ from ssl_bench.engine.trainer import TrainSettings, pretrain
 from ssl_bench.errors import DatasetError, UserError
 from ssl_bench.method import OPTIM_DEFAULTS
 from ssl_bench.methods.byol import BYOL
-from ssl_bench.suite import parse_suite
+from ssl_bench.config.suite import parse_suite
 
 from conftest import metrics_rows
 

@@ -6,7 +6,7 @@ import torch
 from ssl_bench.errors import UserError
 from ssl_bench.heads import Scale, SimCLRHead
 from ssl_bench.registry import METHODS
-from ssl_bench.suite import parse_suite
+from ssl_bench.config.suite import parse_suite
 
 # [DM configs/byol.py], transcribed independently of methods/byol.py: epochs -> (lr, wd, tau)
 DM_BYOL = {40: (0.45, 1e-6, 0.97), 100: (0.45, 1e-6, 0.99), 300: (0.3, 1e-6, 0.99), 1000: (0.2, 1.5e-6, 0.996)}

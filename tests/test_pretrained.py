@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from conftest import results_rows
-from ssl_bench.checkpoint_formats import detect
-from ssl_bench.cli import main
+from ssl_bench.weights.formats import detect
+from ssl_bench.cli.main import main
 from ssl_bench.create import create_backbone
-from ssl_bench.encoder_weights import load_encoder
+from ssl_bench.weights.load import load_encoder
 from ssl_bench.errors import UserError
 
 KW = {"channels": [8, 8, 8, 8], "stem_width": 8}

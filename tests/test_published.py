@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ssl_bench.published import check, files, load_published
-from ssl_bench.tables.vocab import datasets, protocols
+from ssl_bench.report.tables.vocab import datasets, protocols
 
 # The papers' numbers, kept here as data (sources: BYOL Tables 1-3, SimCLR Tables 6-7, MoCo v2/v3, solo-learn's
 # and lightly's benchmark pages; see docs/references.md); the published CSVs are checked against them below.
@@ -191,7 +191,7 @@ def mixed(tmp_path):
 
 def _setting_of(line: pd.Series, frame: pd.DataFrame) -> dict:
     """Our record behind one line of the tidy table: the only record with the line's keys."""
-    from ssl_bench.tables.layouts import add_target
+    from ssl_bench.report.tables.layouts import add_target
 
     recs = add_target(frame)
     for key in ("method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "target", "metric",
@@ -203,7 +203,7 @@ def _setting_of(line: pd.Series, frame: pd.DataFrame) -> dict:
 
 
 def test_deltas_only_between_rows_of_one_protocol_and_setting(mixed, pub):
-    from ssl_bench.tables import load_results, table_frame
+    from ssl_bench.report.tables import load_results, table_frame
 
     frame = load_results([mixed])
     tidy = table_frame(frame, layout="all", with_published=True)
@@ -226,7 +226,7 @@ def test_deltas_only_between_rows_of_one_protocol_and_setting(mixed, pub):
 
 
 def test_reference_rows_are_marked_and_name_their_protocol(mixed):
-    from ssl_bench.tables import load_results, render
+    from ssl_bench.report.tables import load_results, render
 
     text = render(load_results([mixed]), layout="all", with_published=True)
     # our `linear` and `linear_sgd` side by side: BYOL's 74.3 sits in the Linear (SGD) column, with its delta
@@ -246,7 +246,7 @@ def test_reference_rows_are_marked_and_name_their_protocol(mixed):
 
 
 def test_a_table_of_linear_alone_prints_no_delta_against_table1(mixed):
-    from ssl_bench.tables import load_results, render
+    from ssl_bench.report.tables import load_results, render
 
     frame = load_results([mixed])
     text = render(frame[frame["protocol"] == "linear"], layout="linear", with_published=True)
@@ -259,7 +259,7 @@ def test_a_table_of_linear_alone_prints_no_delta_against_table1(mixed):
 def test_a_batch_size_our_records_state_must_match_too(tmp_path, batch, has_delta):
     import json
 
-    from ssl_bench.tables import load_results, table_frame
+    from ssl_bench.report.tables import load_results, table_frame
 
     rec = dict(zip(KEYS + ("value",), OURS[1]), seed=0, status="ok", run_id="r", eval_key="k", batch_size=batch)
     (tmp_path / "results.jsonl").write_text(json.dumps(rec) + "\n")

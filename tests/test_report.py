@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from ssl_bench.cli import main
-from ssl_bench.plots import label_fraction_figure, run_logs, training_figure, transfer_figure, write_plots
-from ssl_bench.report import write_report
-from ssl_bench.tables import load_results
+from ssl_bench.cli.main import main
+from ssl_bench.report.plots import label_fraction_figure, run_logs, training_figure, transfer_figure, write_plots
+from ssl_bench.report.html import write_report
+from ssl_bench.report.tables import load_results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEMI = {("byol", 0.01): [40.0, 44.0], ("byol", 0.1): [60.0, 62.0], ("simclr", 0.01): [35.0, 35.0],

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssl_bench.cli import disk_error_line, main
+from ssl_bench.cli.main import disk_error_line, main
 from ssl_bench.engine import checkpoint
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import Evaluation
@@ -209,7 +209,7 @@ def test_interrupt_inside_an_evaluation_still_stops_the_suite(tmp_path, capsys):
 
 
 def test_collapse_marks_only_rows_that_measure_the_frozen_encoder(tmp_path, monkeypatch):
-    import ssl_bench.pretrain_run as pr
+    import ssl_bench.run.stages as pr
 
     monkeypatch.setattr(pr, "collapse_score", lambda feats: 0.0)  # as if the encoder had collapsed
     evals = ("[{name: knn, params: {k: 10}}, {name: semi_supervised, params: {fractions: [0.1], lrs: [0.05], "
@@ -255,9 +255,9 @@ def test_save_atomic_raises_a_plain_oserror_naming_the_path(tmp_path, monkeypatc
 
 
 def test_amp_auto_is_resolved_before_the_hash(tmp_path, monkeypatch):
-    import ssl_bench.runner as runner
-    from ssl_bench.run_config import expand
-    from ssl_bench.suite import load_suite
+    import ssl_bench.run.suite_runner as runner
+    from ssl_bench.config.run_spec import expand
+    from ssl_bench.config.suite import load_suite
 
     auto = load_suite(write_suite(tmp_path / "auto.yaml", BYOL, amp="auto"))
     off = load_suite(write_suite(tmp_path / "off.yaml", BYOL, amp="off"))
@@ -284,7 +284,7 @@ def test_under_torchrun_only_rank_0_prints_user_errors(tmp_path, monkeypatch, ca
 
 
 def test_resolve_device_refuses_a_pinned_gpu_under_torchrun(monkeypatch):
-    from ssl_bench.runner import resolve_device
+    from ssl_bench.run.suite_runner import resolve_device
 
     monkeypatch.setenv("WORLD_SIZE", "4")
     with pytest.raises(UserError, match="use cuda or auto|allowed: cuda or auto"):

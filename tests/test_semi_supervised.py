@@ -6,8 +6,8 @@ from PIL import Image
 
 from ssl_bench.data.datasets import load_dataset
 from ssl_bench.errors import UserError
-from ssl_bench.evaluations.finetune import InputPrep, finetune_grid
-from ssl_bench.label_subsets import balanced_subset, subset_from_file
+from ssl_bench.evalkit.finetune import InputPrep, finetune_grid
+from ssl_bench.evalkit.label_subsets import balanced_subset, subset_from_file
 from ssl_bench.registry import EVALUATIONS
 
 from test_linear_sgd import tiny_context  # noqa: E402  (tests/ is on sys.path under pytest)

@@ -86,7 +86,7 @@ def test_color_strength_sets_the_jitter():
 
 
 def test_suite_color_strength_reaches_the_views():
-    from ssl_bench.suite import parse_suite
+    from ssl_bench.config.suite import parse_suite
 
     suite = parse_suite({"name": "s", "datasets": ["digits"], "backbones": ["resnet18"], "evaluations": ["knn"],
                          "methods": [{"name": "simclr", "params": {"color_strength": 0.5}}]})

@@ -1,4 +1,4 @@
-"""ssl_bench.stats against direct scipy / numpy computations and against the metrics themselves, on fixed numbers."""
+"""ssl_bench.report.stats against direct scipy / numpy computations and against the metrics themselves, on fixed numbers."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from ssl_bench import stats
+from ssl_bench.report import stats
 from ssl_bench.metrics import map11, mean_per_class_accuracy, topk_accuracy
 
 SEEDS_A = [70.0, 72.0, 74.0]

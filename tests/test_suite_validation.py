@@ -2,7 +2,7 @@
 
 import pytest
 
-from ssl_bench.cli import main
+from ssl_bench.cli.main import main
 
 GOOD = """
 name: t

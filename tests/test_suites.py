@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssl_bench.cli import main
-from ssl_bench.suite import load_suite
+from ssl_bench.cli.main import main
+from ssl_bench.config.suite import load_suite
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "suites").rglob("*.yaml"))

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from ssl_bench.cli import main
+from ssl_bench.cli.main import main
 from ssl_bench.errors import UserError
-from ssl_bench.tables import aggregate, load_results, render, summary_table, table_frame
-from ssl_bench.tables.uncertainty import Uncertainty
+from ssl_bench.report.tables import load_results, render, summary_table, table_frame
+from ssl_bench.report.tables import aggregate
+from ssl_bench.report.tables.uncertainty import Uncertainty
 
 # method -> values by seed: byol wins top-1; simclr's seeds 0 and 1 (71, 71.5 against byol's 70, 72) are not told
 # apart from it by a paired t-test (tied); moco_v2's (10, 11, 12 points under byol on each seed) are.
@@ -318,7 +319,7 @@ def test_cli_table_writes_the_requested_format(out, tmp_path, capsys):
 
 def test_a_seed_repeated_in_a_cell_counts_once():
     """Two evaluation configs of seed 0 (80, 60) and one of seed 1 (70): two seeds of 70 each, not n=3."""
-    from ssl_bench.tables.aggregate import aggregate
+    from ssl_bench.report.tables.aggregate import aggregate
     frame = pd.DataFrame({"method": ["byol"] * 3, "protocol": ["transfer_finetune"] * 3, "seed": [0, 0, 1],
                           "value": [80.0, 60.0, 70.0], "status": ["ok"] * 3})
     with pytest.warns(UserWarning, match="same seed twice"):
@@ -407,7 +408,7 @@ def _write_evidence(folder, run: str, hits: np.ndarray, labels: np.ndarray) -> s
 
 def _bootstrap_means(hits: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     """Each method's top-1 on the same resamples of the test images, directly (numpy indexing)."""
-    from ssl_bench import stats
+    from ssl_bench.report import stats
     rng, out = np.random.default_rng(stats.BOOTSTRAP_SEED), {m: [] for m in hits}
     for _ in range(0, stats.BOOTSTRAP_RESAMPLES, stats.BOOTSTRAP_CHUNK):
         idx = rng.integers(0, n, (stats.BOOTSTRAP_CHUNK, n))

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from ssl_bench.cli import main
+from ssl_bench.cli.main import main
 from ssl_bench.errors import UserError
 from ssl_bench.registry import EVALUATIONS, load_plugins
 

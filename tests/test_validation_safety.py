@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ssl_bench import registry
-from ssl_bench.cli import main
+from ssl_bench.cli.main import main
 from ssl_bench.errors import DatasetError
 from ssl_bench.registry import DATASETS, METHODS, load_plugins
 

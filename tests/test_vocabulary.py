@@ -11,8 +11,8 @@ import pytest
 
 import ssl_bench.published as published
 from ssl_bench.registry import DATASET_INFO, DATASETS, EVALUATIONS, import_plugin_file, load_plugins
-from ssl_bench.tables import load_results, render
-from ssl_bench.tables import vocab
+from ssl_bench.report.tables import load_results, render
+from ssl_bench.report.tables import vocab
 
 # BYOL Table 3's column order [BYOL Table 3: Food, C10, C100, Birds, SUN, Cars, Air, VOC, DTD, Pets, Caltech, Flowers]
 # and each dataset's own metric [BYOL Sec. 4.2], restated here as data.

@@ -1,8 +1,8 @@
 """Losses as pure functions of tensors (solo-learn style), one module per method family, testable alone.
 
 Every public loss is re-exported here, so `from ssl_bench.methods.losses import byol_loss` keeps working."""
-from .byol import byol_loss, byol_regression_loss
-from .moco import moco_v2_logits, moco_v2_loss, moco_v3_loss
-from .nt_xent import nt_xent_loss
+from ssl_bench.methods.losses.byol import byol_loss, byol_regression_loss
+from ssl_bench.methods.losses.moco import moco_v2_logits, moco_v2_loss, moco_v3_loss
+from ssl_bench.methods.losses.nt_xent import nt_xent_loss
 
 __all__ = ["byol_loss", "byol_regression_loss", "moco_v2_logits", "moco_v2_loss", "moco_v3_loss", "nt_xent_loss"]

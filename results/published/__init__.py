@@ -43,7 +43,7 @@ def load_published() -> pd.DataFrame:
 
 def check(frame: pd.DataFrame, name: str) -> None:
     """Fail loudly on a malformed data file: wrong columns, names the registry does not declare, bad values."""
-    from ssl_bench.tables.vocab import datasets, metrics, protocols
+    from ssl_bench.report.tables.vocab import datasets, metrics, protocols
 
     if tuple(frame.columns) != COLUMNS:
         raise ValueError(f"{name}: columns {list(frame.columns)}; expected {list(COLUMNS)}")

@@ -16,10 +16,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from . import augment_ops as ops
-from .augment_recipe import (SUPERVISED_VIEW, UNIFORM_COLUMNS, ViewParams, ViewRecipe, blur_kernel_size,
-                             draw_uniforms, sample_view_params, view_params_from_uniform)
-from .types import FolderBatch
+from ssl_bench.data import augment_ops as ops
+from ssl_bench.data.augment_recipe import SUPERVISED_VIEW, UNIFORM_COLUMNS, ViewParams, ViewRecipe, blur_kernel_size, draw_uniforms, sample_view_params, view_params_from_uniform
+from ssl_bench.data.types import FolderBatch
 
 __all__ = ["ViewRecipe", "ViewParams", "SUPERVISED_VIEW", "UNIFORM_COLUMNS", "draw_uniforms",
            "view_params_from_uniform", "sample_view_params", "apply_view", "augment_from_uniform", "random_view",

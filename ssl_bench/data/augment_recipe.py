@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import torch
 
-from .. import validate as v
-from . import augment_ops as ops
+from ssl_bench import validate as v
+from ssl_bench.data import augment_ops as ops
 
 INTERPOLATIONS = ("bilinear", "bicubic")
 BRIGHTNESS_MODES = ("additive", "multiplicative")

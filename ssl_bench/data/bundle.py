@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
-from .splits import stratified_split
-from .types import DatasetBundle, ImageSet
+from ssl_bench.errors import UserError
+from ssl_bench.data.splits import stratified_split
+from ssl_bench.data.types import DatasetBundle, ImageSet
 
 VAL_HOLDOUT = "stratified hold-out of train"  # split_info["val"]["made"] when val was carved out of train
 # torchvision's ImageNet normalisation, used for folder datasets whose pixels are never all in memory

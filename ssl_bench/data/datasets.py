@@ -14,9 +14,9 @@ import os
 import pkgutil
 from typing import Any, Callable
 
-from ..registry import DATASETS
-from . import image_folder  # noqa: F401  (registration)
-from .types import DatasetBundle
+from ssl_bench.registry import DATASETS
+from ssl_bench.data import image_folder  # noqa: F401  (registration)
+from ssl_bench.data.types import DatasetBundle
 
 for _mod in sorted(m.name for m in pkgutil.iter_modules([os.path.dirname(__file__)])):
     if _mod.startswith("datasets_"):  # registration
@@ -47,7 +47,7 @@ def load_dataset(name: str, root: str | None = None, download: bool = False, **p
     """Load (once per process) dataset `name` with its deterministic splits: ssl_bench.create.create_dataset.
     Unknown names and parameters raise UserError; a dataset missing offline raises DatasetUnavailableError
     saying where to put it."""
-    from ..create import create_dataset
+    from ssl_bench.create import create_dataset
 
     return create_dataset(name, root, download, **params)
 

@@ -3,6 +3,6 @@
 the registry. A suite naming one is told it is not a registered dataset."""
 from __future__ import annotations
 
-from ..registry import declare_dataset
+from ssl_bench.registry import declare_dataset
 
 declare_dataset("imagenet", label="ImageNet", order=0)  # BYOL Tables 1-2: pretraining and its own evaluations

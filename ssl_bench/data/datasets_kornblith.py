@@ -11,11 +11,11 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import DatasetUnavailableError
-from ..registry import register_dataset
-from .datasets_transfer import TransferSpec, load_transfer
-from .image_folder import IMAGE_EXTENSIONS, class_folders
-from .types import DatasetBundle
+from ssl_bench.errors import DatasetUnavailableError
+from ssl_bench.registry import register_dataset
+from ssl_bench.data.datasets_transfer import TransferSpec, load_transfer
+from ssl_bench.data.image_folder import IMAGE_EXTENSIONS, class_folders
+from ssl_bench.data.types import DatasetBundle
 
 # SUN397: torchvision fetches the images; the partitions are a separate file of the SUN database's page.
 SUN397_PARTITIONS_URL = "https://vision.princeton.edu/projects/2010/SUN/download/Partitions.zip"

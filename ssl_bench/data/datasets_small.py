@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DatasetUnavailableError, UserError
-from ..registry import register_dataset
-from .bundle import assemble, uint8_images
-from .types import DatasetBundle, ImageSet
+from ssl_bench.errors import DatasetUnavailableError, UserError
+from ssl_bench.registry import register_dataset
+from ssl_bench.data.bundle import assemble, uint8_images
+from ssl_bench.data.types import DatasetBundle, ImageSet
 
 DIGIT_NAMES = [str(i) for i in range(10)]
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",

@@ -7,10 +7,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import DatasetUnavailableError
-from ..registry import register_dataset
-from .bundle import assemble, pretrain_on_val_holdout, uint8_images
-from .types import DatasetBundle, ImageSet
+from ssl_bench.errors import DatasetUnavailableError
+from ssl_bench.registry import register_dataset
+from ssl_bench.data.bundle import assemble, pretrain_on_val_holdout, uint8_images
+from ssl_bench.data.types import DatasetBundle, ImageSet
 
 
 def require_files(name: str, root: str, folder: Path, files: list[str], archives: str, download: bool,

@@ -13,11 +13,11 @@ from typing import Any, Callable
 
 import torch
 
-from ..registry import register_dataset
-from .bundle import assemble, check_load_size
-from .image_folder import IMAGE_EXTENSIONS, class_folders
-from .datasets_torchvision import require_files
-from .types import DatasetBundle, ImageSet
+from ssl_bench.registry import register_dataset
+from ssl_bench.data.bundle import assemble, check_load_size
+from ssl_bench.data.image_folder import IMAGE_EXTENSIONS, class_folders
+from ssl_bench.data.datasets_torchvision import require_files
+from ssl_bench.data.types import DatasetBundle, ImageSet
 
 VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
                "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]

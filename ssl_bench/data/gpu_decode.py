@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ..errors import UserError
-from .loader import DecodedFolder, folder_dataset, reduced_size
-from .types import FolderBatch, ImageSet
+from ssl_bench.errors import UserError
+from ssl_bench.data.loader import DecodedFolder, folder_dataset, reduced_size
+from ssl_bench.data.types import FolderBatch, ImageSet
 
 DECODE_CHOICES = ("auto", "cpu", "device")
 # frame markers nvJPEG and libjpeg-turbo both decode: baseline, extended sequential and progressive Huffman
@@ -92,7 +92,7 @@ class RawFolder(DecodedFolder):
     cache_key = "_raw"
 
     def __getitem__(self, i: int) -> tuple[str, torch.Tensor, torch.Tensor]:
-        from .image_folder import decode_checked
+        from ssl_bench.data.image_folder import decode_checked
 
         path = self.paths[i]
         try:
@@ -166,7 +166,7 @@ def decode_jpegs(payloads: list[torch.Tensor], paths: list[str], device: torch.d
 
 
 def _pil_fallback(path: str, device: torch.device, channels: int, exc: Exception) -> torch.Tensor:
-    from .image_folder import decode_checked
+    from ssl_bench.data.image_folder import decode_checked
 
     img = decode_checked(path, None, channels).to(device)  # raises the DatasetError when PIL fails too
     global _warned_fallback

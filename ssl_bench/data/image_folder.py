@@ -12,11 +12,11 @@ from typing import Any, Iterator
 
 import torch
 
-from ..errors import DatasetError, UserError
-from ..registry import register_dataset
-from .bundle import assemble, check_eval_crop, check_load_size, pretrain_on_val_holdout
-from .gpu_decode import check_decode
-from .types import DatasetBundle, ImageSet
+from ssl_bench.errors import DatasetError, UserError
+from ssl_bench.registry import register_dataset
+from ssl_bench.data.bundle import assemble, check_eval_crop, check_load_size, pretrain_on_val_holdout
+from ssl_bench.data.gpu_decode import check_decode
+from ssl_bench.data.types import DatasetBundle, ImageSet
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
@@ -105,7 +105,7 @@ def decode_checked(path: str, max_short: int | None, channels: int = 3) -> torch
     turns into a failed row), not as a PIL traceback from a DataLoader worker."""
     from PIL import Image
 
-    from .loader import decode_whole
+    from ssl_bench.data.loader import decode_whole
 
     try:
         return decode_whole(path, max_short, channels)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .types import FolderBatch, ImageSet
+from ssl_bench.data.types import FolderBatch, ImageSet
 
 
 def per_rank_count(n: int, drop_last: bool, world_size: int) -> int:
@@ -126,7 +126,7 @@ class DecodedFolder(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from .image_folder import decode_checked  # names a file that does not decode
+        from ssl_bench.data.image_folder import decode_checked  # names a file that does not decode
 
         return decode_checked(self.paths[i], self.max_short, self.channels), self.labels[i]
 
@@ -164,7 +164,7 @@ def iterate_batches(data: ImageSet, batch_size: int, *, shuffle: bool, generator
     if data.in_memory:
         yield from _memory_batches(data, order, batch_size, count, device, pin)
         return
-    from .gpu_decode import device_batches, use_device_decode  # it builds on this module
+    from ssl_bench.data.gpu_decode import device_batches, use_device_decode  # it builds on this module
 
     if use_device_decode(data.decode, device):
         yield from device_batches(data, order, batch_size, drop_last=drop_last, device=device,

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .. import distributed as dist
+from ssl_bench import distributed as dist
 
 # What a crash leaves in a run folder: save_atomic's, pretrain_run's (run.json) and MetricsLog's temporaries.
 RUN_TMP_PATTERNS = ("checkpoint.pt.tmp*", "final.pt.tmp*", "run.json.tmp*", "metrics.*.tmp")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from .. import distributed as dist
+from ssl_bench import distributed as dist
 
 
 def device_name(device: torch.device) -> str:
@@ -41,7 +41,7 @@ def peak_memory_mb(device: torch.device) -> float:
 def _sample(data: Any, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     idx = torch.arange(min(n, len(data)))
     part = data.subset(idx)
-    from ..data.loader import iterate_batches
+    from ssl_bench.data.loader import iterate_batches
 
     return next(iter(iterate_batches(part, len(idx), shuffle=False, generator=None, drop_last=False, device=device)))
 
@@ -66,7 +66,7 @@ def flops_per_image(method: nn.Module, data: Any, augment: Callable, device: tor
 
 def _batches(data: Any, per_rank: int, s: Any, n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """n training batches as the trainer draws them (an epoch shorter than n starts over), own generators."""
-    from ..data.loader import iterate_batches
+    from ssl_bench.data.loader import iterate_batches
 
     left = n
     for epoch in range(n):
@@ -91,7 +91,7 @@ def step_time_s(model: nn.Module, data: Any, augment: Callable, s: Any, warmup: 
     import tempfile
     from pathlib import Path
 
-    from .trainer import _setup, train_step
+    from ssl_bench.engine.trainer import _setup, train_step
 
     devices = [s.device] if s.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), tempfile.TemporaryDirectory() as tmp:

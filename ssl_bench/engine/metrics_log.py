@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..jsonl import dumps, read_jsonl
+from ssl_bench.jsonl import dumps, read_jsonl
 
 
 class MetricsLog:

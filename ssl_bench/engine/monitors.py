@@ -19,12 +19,12 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from ..data.types import DatasetBundle
-from ..errors import UserError
-from ..features import extract
-from ..knn import knn_predict
-from ..metrics import topk_accuracy
-from .metrics_log import MetricsLog
+from ssl_bench.data.types import DatasetBundle
+from ssl_bench.errors import UserError
+from ssl_bench.evalkit.features import extract
+from ssl_bench.evalkit.knn import knn_predict
+from ssl_bench.metrics import topk_accuracy
+from ssl_bench.engine.metrics_log import MetricsLog
 
 VAL_SUBSET_SEED = 20_061  # fixed for every run: methods and seeds are compared on the same val images
 BANK_SUBSET_SEED = 20_062
@@ -108,7 +108,7 @@ def training_monitors(p: dict[str, Any], model: nn.Module, bundle: DatasetBundle
         if bundle.train.multilabel:
             raise UserError(f"pretrain.online_linear: dataset '{bundle.name}' is multi-label; allowed: a "
                             "single-label pretraining dataset")
-        from .online_head import OnlineLinear
+        from ssl_bench.engine.online_head import OnlineLinear
 
         online = OnlineLinear(model.encoder(), bundle.num_classes, p["online_linear"]["base_lr"], p["batch_size"],
                               seed, device)

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import distributed as dist
-from ..errors import UserError
-from .schedules import scaled_lr
+from ssl_bench import distributed as dist
+from ssl_bench.errors import UserError
+from ssl_bench.engine.schedules import scaled_lr
 
 MOMENTUM = 0.9
 

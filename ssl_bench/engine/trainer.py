@@ -14,20 +14,20 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .. import distributed as dist
-from ..data.loader import iterate_batches, num_batches
-from ..data.types import ImageSet
-from ..errors import UserError
-from ..method import Method
-from . import checkpoint
-from .compute import device_name, peak_memory_mb
-from .ema import ema_update
-from .metrics_log import MetricsLog
-from .online_head import OnlineLinear
-from .optim import build_optimizer
-from .prefetch import prepared_batches
-from .progress import Progress
-from .schedules import scaled_lr, warmup_cosine
+from ssl_bench import distributed as dist
+from ssl_bench.data.loader import iterate_batches, num_batches
+from ssl_bench.data.types import ImageSet
+from ssl_bench.errors import UserError
+from ssl_bench.method import Method
+from ssl_bench.engine import checkpoint
+from ssl_bench.engine.compute import device_name, peak_memory_mb
+from ssl_bench.engine.ema import ema_update
+from ssl_bench.engine.metrics_log import MetricsLog
+from ssl_bench.engine.online_head import OnlineLinear
+from ssl_bench.engine.optim import build_optimizer
+from ssl_bench.engine.prefetch import prepared_batches
+from ssl_bench.engine.progress import Progress
+from ssl_bench.engine.schedules import scaled_lr, warmup_cosine
 
 
 def channels_last_safe(model: nn.Module, device: torch.device) -> bool:

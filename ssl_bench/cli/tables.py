@@ -1,0 +1,138 @@
+"""`ssl-bench table`, `ssl-bench compare` and `ssl-bench report`: comparison tables, one method against another,
+and the HTML report over result folders."""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ssl_bench.errors import UserError
+
+
+def _fields(values: list[str] | None) -> list[str] | None:
+    """--rows method,backbone and --rows method --rows backbone both read as [method, backbone]."""
+    if values is None:
+        return None
+    return [f.strip() for v in values for f in v.split(",") if f.strip()]
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show our warnings (torn line, mixed cells) as one 'warning:' line each, not with a source excerpt."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, UserWarning):
+                    print(f"warning: {w.message}", file=sys.stderr)
+                else:  # a library's deprecation notice keeps its usual form
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None:
+        print(text, end="" if text.endswith("\n") else "\n")
+        return
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise UserError(f"--output {output}: folder {path.parent} does not exist; allowed: a file in an existing "
+                        "folder")
+    path.write_text(text)
+    print(f"wrote {path}")
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from ssl_bench.report.tables import load_results, render
+
+    with _warnings_as_lines():
+        df = load_results(args.out)
+        if args.layout == "compute":
+            from ssl_bench.report.compute_curves import compute_tables
+
+            if args.format != "markdown":
+                raise UserError(f"--format {args.format}: --layout compute writes markdown only; allowed: markdown")
+            _write(compute_tables(args.out, df), args.output)
+            return 0
+        text = render(df, layout=args.layout, fmt=args.format, rows=_fields(args.rows),
+                      columns=_fields(args.columns), with_published=args.with_published, ci=args.ci,
+                      ci_level=args.ci_level, alpha=args.alpha)
+    _write(text, args.output)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ssl_bench.report.tables import load_results
+    from ssl_bench.report.tables.compare import compare_frame, render_compare
+    from ssl_bench.report.tables.uncertainty import Uncertainty
+
+    with _warnings_as_lines():
+        unc = Uncertainty(ci=True, level=args.ci_level)
+        df = load_results(args.out)
+        text = render_compare(compare_frame(df, args.a, args.b, args.protocol, unc), args.a, args.b, unc)
+    _write(text, None)
+    return 0
+
+
+def _level_flags(p: argparse.ArgumentParser, alpha: bool = True) -> None:
+    p.add_argument("--ci-level", type=float, default=0.95, metavar="L",
+                   help="confidence level of the intervals (default 0.95)")
+    if alpha:
+        p.add_argument("--alpha", type=float, default=0.05, metavar="A",
+                       help="significance level of the paired tests behind the tie marks (default 0.05)")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ssl_bench.report.html import write_report
+
+    with _warnings_as_lines():
+        path = write_report(args.out, args.output)
+    print(f"report: {path}")
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    from ssl_bench.report.tables.formats import FORMATS
+    from ssl_bench.report.tables.layouts import LAYOUTS
+
+    t = subparsers.add_parser("table", help="comparison tables over one or more result folders",
+                              description="Mean +- std (or --ci: an interval) over seeds per method and protocol; "
+                                          "best in bold; a dagger where a paired test does not tell a cell from "
+                                          "the best.")
+    t.add_argument("out", nargs="+", metavar="OUT", help="result folder(s) holding results.jsonl")
+    t.add_argument("--layout", choices=(*LAYOUTS, "compute"), default="auto",
+                   help="paper presets: linear (Table 1), semi (Table 2), transfer (Table 3); auto/all: every one "
+                        "with results; compute: what each method cost and kNN top-1 at equal compute (markdown)")
+    t.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
+    t.add_argument("--rows", action="append", metavar="FIELDS",
+                   help="free pivot: record fields for the rows, comma-separated, e.g. method,backbone")
+    t.add_argument("--columns", action="append", metavar="FIELDS",
+                   help="free pivot: record fields for the columns, comma-separated, e.g. protocol,metric")
+    t.add_argument("--with-published", action="store_true",
+                   help="add published numbers as 'reported' rows: a delta column only against rows of the same "
+                        "protocol and setting; other published rows are references, marked and named, no delta")
+    t.add_argument("--ci", action="store_true",
+                   help="show each cell's confidence interval instead of the std: Student t over 2+ seeds, a "
+                        "bootstrap over the test images for one seed")
+    _level_flags(t)
+    t.add_argument("--output", metavar="FILE", help="write to FILE instead of the terminal")
+    t.set_defaults(func=cmd_table)
+
+    c = subparsers.add_parser("compare", help="method a minus method b, with its interval and p-value",
+                              description="a - b per protocol, dataset and metric: paired t-test over shared seeds, "
+                                          "or the paired bootstrap over the test images of one shared seed.")
+    c.add_argument("out", nargs="+", metavar="OUT", help="result folder(s) holding results.jsonl")
+    c.add_argument("--a", required=True, metavar="METHOD", help="method label as the tables show it")
+    c.add_argument("--b", required=True, metavar="METHOD", help="method label to subtract")
+    c.add_argument("--protocol", metavar="P", help="only this protocol (e.g. linear, knn, semi_supervised)")
+    _level_flags(c, alpha=False)
+    c.set_defaults(func=cmd_compare)
+
+    r = subparsers.add_parser("report", help="one self-contained HTML page: tables and plots of a result folder")
+    r.add_argument("out", metavar="OUT", help="result folder holding results.jsonl (and runs/)")
+    r.add_argument("--output", metavar="FILE", help="where to write the page (default OUT/report.html)")
+    r.set_defaults(func=cmd_report)

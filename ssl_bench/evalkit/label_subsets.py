@@ -1,0 +1,156 @@
+"""Labelled subsets for semi-supervised evaluation: class-balanced seeded draws, and subset files.
+
+A drawn subset takes the same number of images from every class, max(1, round(fraction * N / C)), capped
+at the class size, so a 1% subset of a balanced dataset is about 1% of it (SimCLR's ImageNet 1% list has
+12,811 images, ~13 per class). Subset files hold one entry per line: SimCLR's `1percent.txt` format (image
+file names, matched against an image_folder dataset's paths) or, for in-memory datasets, indices into the
+train split. Blank lines and lines starting with '#' are ignored; a name ending in .gz is read gzip-compressed.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ssl_bench.data.bundle import VAL_HOLDOUT
+from ssl_bench.data.splits import stratum_of
+from ssl_bench.data.types import DatasetBundle, ImageSet
+from ssl_bench.errors import UserError
+
+
+def check_fraction(value: object, field: str) -> float:
+    """A label fraction in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
+        raise UserError(f"{field}: bad value {value!r}; allowed: a number in (0, 1], e.g. 0.01 for 1% of labels")
+    return float(value)
+
+
+def per_class_count(num_images: int, num_classes: int, fraction: float) -> int:
+    """Images taken from each class: the class-balanced share of fraction * num_images, at least one."""
+    return max(1, round(fraction * num_images / max(num_classes, 1)))
+
+
+def balanced_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """Sorted indices of a class-balanced random subset of `labels` (int N, or N x K multi-label grouped by
+    first positive class). Deterministic in (labels, fraction, seed); every class gets at least one image."""
+    fraction = check_fraction(fraction, "label fraction")
+    strata = stratum_of(labels)
+    n = len(strata)
+    classes, counts = torch.unique(strata, sorted=True, return_counts=True)
+    take = torch.clamp(torch.full_like(counts, per_class_count(n, len(classes), fraction)), max=counts)
+    gen = torch.Generator().manual_seed(int(seed))
+    shuffled = torch.randperm(n, generator=gen)
+    grouped = shuffled[torch.argsort(strata[shuffled], stable=True)]  # by class, random order inside
+    starts = torch.cumsum(counts, 0) - counts
+    rank_in_class = torch.arange(n) - torch.repeat_interleave(starts, counts)
+    chosen = grouped[rank_in_class < torch.repeat_interleave(take, counts)]
+    return torch.sort(chosen).values
+
+
+def read_subset_file(path: str | os.PathLike) -> list[str]:
+    """The entries of a subset file, in order (whitespace stripped, blanks and '#' comments skipped)."""
+    p = Path(os.path.expanduser(str(path)))
+    if not p.is_file():
+        raise UserError(f"subset_file: {str(p)!r} does not exist; allowed: a text file with one image file name "
+                        "per line (SimCLR's 1percent.txt format)")
+    text = gzip.decompress(p.read_bytes()).decode() if p.suffix == ".gz" else p.read_text()
+    entries = [line.strip() for line in text.splitlines()]
+    entries = [e for e in entries if e and not e.startswith("#")]
+    if not entries:
+        raise UserError(f"subset_file: {str(p)!r} has no entries; allowed: one image file name per line")
+    dupes = sorted(e for e, c in Counter(entries).items() if c > 1)
+    if dupes:
+        raise UserError(f"subset_file: {str(p)!r} lists {dupes[:3]} more than once; allowed: each image once")
+    return entries
+
+
+def check_subset_file(path: object, field: str) -> str:
+    """Validation of a `subset_file` param: a path to an existing, non-empty subset file. Relative paths are
+    relative to the current folder, as when the run reads it."""
+    if not isinstance(path, str) or not path:
+        raise UserError(f"{field}: bad value {path!r}; allowed: a path to a text file")
+    full = Path(os.path.expanduser(path)).absolute()
+    if not full.is_file():
+        raise UserError(f"{field}: bad value {path!r}: {str(full)!r} is not a file; allowed: a subset file, one entry "
+                        "per line (SimCLR's 1percent.txt format; a relative path starts at the current folder)")
+    try:
+        read_subset_file(full)
+    except UserError as exc:  # its message starts "subset_file: "
+        raise UserError(f"{field}: {str(exc).split(': ', 1)[1]}") from None
+    return path
+
+
+def match_names(names: Sequence[str], paths: Sequence[str], source: str = "subset_file") -> torch.Tensor:
+    """Sorted indices of `paths` named by `names`. A name without '/' matches a path's file name; one with
+    '/' (e.g. 'n01440764/n01440764_10026.JPEG') matches the end of a path. Names matching nothing, or
+    ambiguous ones, raise UserError listing a few."""
+    by_key: dict[str, list[int]] = {}
+    depths = {n.count("/") for n in names}
+    for i, path in enumerate(paths):
+        parts = Path(path).parts
+        for d in depths:
+            if len(parts) > d:
+                by_key.setdefault("/".join(parts[len(parts) - d - 1:]), []).append(i)
+    missing = [n for n in names if n not in by_key]
+    if missing:
+        raise UserError(f"{source}: {len(missing)} of {len(names)} names are not images of the dataset, e.g. "
+                        f"{missing[:5]}; allowed: file names of the dataset's train images (one per line)")
+    ambiguous = [n for n in names if len(by_key[n]) > 1]
+    if ambiguous:
+        raise UserError(f"{source}: names {ambiguous[:5]} match several train images; allowed: names unique in "
+                        "the dataset (write them as 'class_folder/file_name')")
+    return torch.tensor(sorted(by_key[n][0] for n in names), dtype=torch.long)
+
+
+def parse_indices(entries: Sequence[str], size: int, source: str = "subset_file") -> torch.Tensor:
+    """Sorted indices from entries that are integers in [0, size)."""
+    bad = [e for e in entries if not e.isdigit() or int(e) >= size]
+    if bad:
+        raise UserError(f"{source}: entries {bad[:5]} are not indices of the train split; allowed: integers "
+                        f"0..{size - 1}, one per line (or image file names for an image_folder dataset)")
+    return torch.tensor(sorted(int(e) for e in entries), dtype=torch.long)
+
+
+def subset_from_file(path: str | os.PathLike, paths: Sequence[str] | None, size: int) -> torch.Tensor:
+    """Indices into a train split of `size` images given by a subset file: names for a folder dataset
+    (`paths` given), indices otherwise."""
+    entries = read_subset_file(path)
+    source = f"subset_file {str(path)!r}"
+    return match_names(entries, paths, source) if paths is not None else parse_indices(entries, size, source)
+
+
+def subset_file_split(path: str | os.PathLike, bundle: DatasetBundle) -> tuple[ImageSet, torch.Tensor, ImageSet]:
+    """(pool, indices into pool, val) for a subset file. A folder dataset whose val split was carved out of
+    train/ looks names up in the whole train listing (train + that val hold-out: SimCLR's 1percent.txt names
+    images of all of ImageNet train), and the listed images are taken out of the val it returns, so they never
+    choose hyperparameters. Otherwise: indices (or names) of the train split, val unchanged."""
+    train, val = bundle.train, bundle.val
+    if train.paths is None or val.paths is None or bundle.split_info.get("val", {}).get("made") != VAL_HOLDOUT:
+        return train, subset_from_file(path, train.paths, len(train)), val
+    pool = train.concat(val)
+    idx = subset_from_file(path, pool.paths, len(pool))
+    keep = torch.ones(len(val), dtype=torch.bool)
+    keep[idx[idx >= len(train)] - len(train)] = False
+    return pool, idx, val.subset(keep.nonzero().flatten())
+
+
+def save_subset(out_dir: str | os.PathLike, stem: str, indices: torch.Tensor, paths: Sequence[str] | None,
+                header: str) -> Path:
+    """Write the subset beside the results (out_dir/label_subsets/<stem>.txt) in the format
+    `subset_from_file` reads back: file names relative to the class folder for a folder dataset, else indices."""
+    folder = Path(out_dir) / "label_subsets"
+    folder.mkdir(parents=True, exist_ok=True)
+    idx = indices.tolist()
+    if paths is not None:
+        lines = ["/".join(Path(paths[i]).parts[-2:]) for i in idx]
+    else:
+        lines = [str(i) for i in idx]
+    target = folder / f"{stem}.txt"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text("".join(f"# {h}\n" for h in header.splitlines()) + "\n".join(lines) + "\n")
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,111 @@
+"""Run a whole suite: prepare the output folder, walk the matrix, print the table."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from ssl_bench import distributed as dist
+from ssl_bench.errors import UserError
+from ssl_bench.jsonl import write_text_atomic
+from ssl_bench.run.outdir import check_reusable, clear_own_entries, inside, is_ours, write_marker
+from ssl_bench.run.stages import RunEnv
+from ssl_bench.run.ledger import ResultsStore
+from ssl_bench.config.run_spec import amp_name, expand
+from ssl_bench.run.status import write_matrix
+from ssl_bench.run.worker import say, work_through
+from ssl_bench.config.suite import Suite
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto/cuda: GPU LOCAL_RANK under torchrun. cuda:N is refused there: it would put every rank on GPU N."""
+    from ssl_bench.engine.process_group import refuse_pinned_cuda
+
+    refuse_pinned_cuda(name)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{local}"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"pretrain.device: bad value {name!r}; allowed: cpu or auto (no CUDA device is visible)")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """auto: bf16 on GPUs that support it (fp16 otherwise); on CPUs only with native bf16 instructions.
+
+    Measured on a 2-core AVX2 CPU without avx512_bf16: bf16 autocast made a BYOL step about 10x slower
+    (emulated; README Hardware notes).
+    """
+    if amp == "off":
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16":
+        return torch.bfloat16
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_native_bf16() else None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def default_out_dir(suite: Suite) -> Path:
+    return Path(suite.output["dir"] or Path("results") / suite.name)
+
+
+def prepare_out_dir(out: Path, suite: Suite, resume: bool, overwrite: bool) -> None:
+    """A fresh run never mixes with old results: continue them with --resume or replace them with --overwrite.
+
+    --overwrite deletes only ssl-bench's own entries in a folder carrying its marker (see outdir.py)."""
+    check_reusable(out, resume, overwrite)  # every rank checks, before anything is written
+    if dist.is_main():
+        if overwrite and is_ours(out):
+            removed = clear_own_entries(out)
+            if removed:
+                print(f"--overwrite: removed {', '.join(removed)} from {out}", flush=True)
+        out.mkdir(parents=True, exist_ok=True)
+        write_marker(out)
+        ResultsStore(out).repair()
+        src = Path(suite.path)
+        if src.is_file():  # temp + rename: concurrent workers never see a half-copied suite.yaml
+            write_text_atomic(out / "suite.yaml", src.read_bytes().decode("utf-8"))  # validated as UTF-8
+    dist.barrier()
+
+
+def run_suite(suite: Suite, out: Path, resume: bool = False, overwrite: bool = False, progress: bool = True,
+              wait: bool = True) -> Path:
+    """Pretrain and evaluate every run of the suite that no other worker holds; with `wait`, also wait for (and
+    take over, when their owner died) the runs other workers hold, so the matrix is complete on return."""
+    if suite.pretrain["batch_size"] % dist.world_size():
+        raise UserError(f"pretrain.batch_size: bad value {suite.pretrain['batch_size']}; allowed: a multiple of the "
+                        f"number of processes ({dist.world_size()}), since it is the global batch")
+    device = resolve_device(suite.pretrain["device"])
+    amp_dtype = resolve_amp(suite.pretrain["amp"], device)
+    runs = expand(suite, amp=amp_name(amp_dtype))  # the hash sees the precision actually trained with
+    for spec in runs:  # names come from the suite: none may lead outside the output folder
+        inside(out, out / "runs" / spec.run_id, f"run folder of {spec.method.label}")
+    prepare_out_dir(out, suite, resume, overwrite)
+    env = RunEnv(suite, out, ResultsStore(out), device, amp_dtype, resume, progress)
+    t0 = time.perf_counter()
+    say(f"suite '{suite.name}': {len(runs)} runs x {len(suite.evaluations)} evaluations -> {out} "
+         f"(device {device}, amp {env.amp_dtype or 'off'}, {dist.world_size()} process(es))")
+    if dist.is_main():
+        write_matrix(out, suite, runs)
+    work_through(runs, env, wait=wait)
+    if dist.is_main():
+        (out / "suite_timing.json").write_text(json.dumps({"wall_time_s": time.perf_counter() - t0}))
+    return out

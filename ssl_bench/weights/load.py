@@ -1,0 +1,93 @@
+"""Load encoder weights from a published checkpoint into a backbone, refusing anything that does not fit.
+
+Loading is weights_only (a pickle that would run code is refused, never executed). The key layout is detected
+(checkpoint_formats.detect) or given; the result must cover every tensor of the backbone with the same shape,
+except a 3-channel first conv loaded into a 1-channel backbone, which is adapted as timm does
+(adapt_input_conv: summed over the colour channels). Each refusal is one line naming the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ssl_bench.weights.formats import FORMATS, detect
+from ssl_bench.errors import UserError
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_checkpoint(path: Path) -> Any:
+    """torch.load with weights_only; one-line UserErrors for files that are not (safe) checkpoints."""
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found; allowed: a path to a .pt/.pth/.tar file")
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic[:2] != b"PK" and magic[:1] != b"\x80":  # torch's zip container, or a legacy pickle stream
+        raise UserError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip file nor a pickle)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise UserError(f"{path}: refused: it holds objects other than tensors, numbers, strings and dicts "
+                            "(a pickle that could run code); allowed: a weights-only checkpoint") from None
+        raise UserError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise UserError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def _fit(enc: dict[str, torch.Tensor], target: dict[str, torch.Tensor], path: Path,
+         fmt: str) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The backbone's state dict filled from `enc`; (state, note on adapted input channels)."""
+    from timm.models import adapt_input_conv
+
+    missing = [k for k in target if k not in enc and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise UserError(f"{path} ({fmt}): {len(missing)} encoder key(s) missing, first {missing[0]!r}; allowed: "
+                        "a checkpoint of the suite's backbone architecture")
+    out, note = {}, None
+    for k, t in target.items():
+        v = enc.get(k, t)  # num_batches_tracked may be absent (converted releases): keep the backbone's
+        if v.shape != t.shape and v.dim() == 4 and v.shape[1] == 3 and t.shape[1] == 1 and v.shape[0] == t.shape[0]:
+            v, note = adapt_input_conv(1, v), f"{k}: 3 input channels summed into 1 (timm adapt_input_conv)"
+        if v.shape != t.shape:
+            raise UserError(f"{path} ({fmt}): shape mismatch at {k!r}: checkpoint {tuple(v.shape)}, backbone "
+                            f"{tuple(t.shape)}; allowed: a checkpoint of the suite's backbone architecture")
+        out[k] = v.to(t.dtype)
+    return out, note
+
+
+def load_encoder(backbone: nn.Module, checkpoint: str | os.PathLike, fmt: str = "auto") -> dict[str, Any]:
+    """Load `checkpoint` into `backbone` in place; returns what the record says about it."""
+    path = Path(checkpoint)
+    ckpt = read_checkpoint(path)
+    chosen = detect(ckpt) if fmt == "auto" else fmt
+    if chosen is None:
+        raise UserError(f"{path}: cannot tell its key layout; allowed: params.format one of "
+                        f"{', '.join(sorted(FORMATS))}")
+    if chosen not in FORMATS:
+        raise UserError(f"params.format: bad value {fmt!r}; allowed: auto, {', '.join(sorted(FORMATS))}")
+    enc, ignored = FORMATS[chosen](ckpt if isinstance(ckpt, dict) else {})
+    target = backbone.state_dict()
+    state, note = _fit(enc, target, path, chosen)
+    backbone.load_state_dict(state)
+    extra = [k for k in enc if k not in target]
+    return {"checkpoint": str(path.resolve()), "checkpoint_bytes": path.stat().st_size,
+            "checkpoint_sha256": sha256(path), "checkpoint_format": chosen,
+            "keys_loaded": sum(k in enc for k in target), "keys_ignored": len(ignored) + len(extra),
+            "keys_missing": sum(k not in enc for k in target), "input_adapted": note}
