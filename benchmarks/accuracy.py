@@ -19,7 +19,7 @@ import torch  # noqa: E402
 
 import harness  # noqa: E402
 from reference_loop import reference_train  # noqa: E402
-from throughput import native_bf16  # noqa: E402
+from ssl_bench.engine.device import native_bf16  # noqa: E402
 from ssl_bench.data.augment import MultiViewAugment, ViewRecipe  # noqa: E402
 from ssl_bench.engine.trainer import TrainSettings, pretrain  # noqa: E402
 from ssl_bench.evalkit.knn import knn_predict  # noqa: E402

@@ -16,7 +16,7 @@ import torch
 
 from ssl_bench.create import create_backbone
 from ssl_bench.data.augment import MultiViewAugment, ViewRecipe
-from ssl_bench.data.datasets import load_dataset
+from ssl_bench.create import create_dataset
 from ssl_bench.data.types import DatasetBundle, ImageSet
 from ssl_bench.engine.ema import ema_update
 from ssl_bench.engine.optim import build_optimizer
@@ -75,9 +75,9 @@ class BenchData:
 def load_data() -> DatasetBundle:
     load_plugins()
     try:
-        return load_dataset("fashion_mnist", None, False)
+        return create_dataset("fashion_mnist", None, False)
     except DatasetUnavailableError:
-        return load_dataset("digits", None, False)
+        return create_dataset("digits", None, False)
 
 
 def load_config_data(cfg: BenchConfig, n_images: int) -> BenchData:
@@ -91,7 +91,7 @@ def load_config_data(cfg: BenchConfig, n_images: int) -> BenchData:
                          folder_data.CIFAR_MEAN, folder_data.CIFAR_STD)
     root = folder_data.jpeg_folder(n_images)
     load_plugins()
-    b = load_dataset("image_folder", None, False, path=str(root))
+    b = create_dataset("image_folder", None, False, path=str(root))
     return BenchData(f"generated JPEG folder {root}", b.pretrain_images, b.mean, b.std)
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ssl_bench.create import create_backbone
 from ssl_bench.data.augment import apply_view, sample_view_params
 from ssl_bench.data.augment_recipe import SUPERVISED_VIEW
-from ssl_bench.data.datasets import load_dataset
+from ssl_bench.create import create_dataset
 from ssl_bench.engine import checkpoint
 from ssl_bench.engine.schedules import warmup_cosine
 from ssl_bench.evalkit.features import extract, freeze
@@ -66,7 +66,7 @@ def main() -> int:
     run = Path(a.run)
     info = json.loads((run / "run.json").read_text())
     cfg, size = info["config"], info["image_size"]
-    bundle = load_dataset(cfg["dataset"], **cfg["dataset_params"])
+    bundle = create_dataset(cfg["dataset"], **cfg["dataset_params"])
     backbone = create_backbone(cfg["backbone"], in_chans=bundle.channels, image_size=size,
                                small_stem=cfg["small_stem"], **cfg["backbone_kwargs"])
     method = METHODS.get(cfg["method"])(backbone, num_classes=bundle.num_classes, **cfg["params"])

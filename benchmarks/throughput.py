@@ -30,22 +30,11 @@ import torch  # noqa: E402
 
 import folder_data  # noqa: E402
 from harness import BENCH_CONFIGS, TINY  # noqa: E402
+from ssl_bench.engine.device import native_bf16  # noqa: E402
 from ssl_bench.errors import UserError  # noqa: E402
 
 RUNNERS = ("reference", "engine", "model_only")
 SMOKE = "SMOKE RUN (--quick): checks that every path runs; the numbers are NOT a measurement"
-
-
-def native_bf16(device: torch.device) -> bool:
-    """bf16 autocast pays only with hardware bf16 math (CUDA Ampere+, or AVX512-BF16/AMX CPUs); on an
-    AVX2 CPU it is emulated and measured 8x slower than fp32 (README)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def engine_levers(args) -> dict:

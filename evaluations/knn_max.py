@@ -1,6 +1,6 @@
 """kNN accuracy at its maximum over the monitored epochs: lightly's benchmark convention [lightly].
 
-The engine's kNN monitor (`pretrain.knn_monitor`, ssl_bench.engine.monitors) writes `knn_top1` into the
+The engine's kNN monitor (`pretrain.knn_monitor`, ssl_bench.evalkit.monitors) writes `knn_top1` into the
 metrics rows of the monitored epochs; this protocol reads that curve back from the run folder's metrics log
 and reports its maximum, with the epoch it came from and the whole curve. It is NOT the headline kNN number:
 the `knn` protocol reports the final epoch (protocols.md, "Pitfalls": max-over-epochs picks an epoch on the
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
-from ssl_bench.engine.monitors import KnnMonitor, knn_curve
+from ssl_bench.evalkit.monitors import KnnMonitor, knn_curve
 from ssl_bench.registry import register_evaluation
 
 

@@ -1,7 +1,6 @@
 """The two baselines the BYOL paper's tables carry: random init and supervised training."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

@@ -19,6 +19,7 @@ MOVED: dict[str, str] = {
     "ssl_bench.compute_curves": "ssl_bench.report.compute_curves",
     "ssl_bench.encoder_weights": "ssl_bench.weights.load",
     "ssl_bench.engine.monitor_config": "ssl_bench.config.monitors",
+    "ssl_bench.engine.monitors": "ssl_bench.evalkit.monitors",
     "ssl_bench.evaluations.finetune": "ssl_bench.evalkit.finetune",
     "ssl_bench.evidence": "ssl_bench.evalkit.evidence",
     "ssl_bench.export": "ssl_bench.weights.export",

@@ -93,6 +93,8 @@ class DatasetInfo:
     label: str | None = None  # display name, e.g. "Aircraft"
     metric: str | None = None  # headline metric: mean_per_class (Aircraft, Pets, ...), map11 (VOC2007), else top1
     order: float | None = None  # place along a table axis (BYOL Table 3's column order); None: after those set
+    train_size: int | None = None  # official train-split size, an upper bound known without the files
+    embedded: bool | None = None  # ships inside an installed package: loading it to count is cheap
 
     @property
     def display(self) -> str:
@@ -104,7 +106,7 @@ class DatasetInfo:
 
     def updated(self, other: "DatasetInfo") -> "DatasetInfo":
         """This info with the fields `other` sets."""
-        return replace(self, **{f: getattr(other, f) for f in ("label", "metric", "order")
+        return replace(self, **{f: getattr(other, f) for f in ("label", "metric", "order", "train_size", "embedded")
                                 if getattr(other, f) is not None})
 
 
@@ -120,14 +122,15 @@ register_evaluation = EVALUATIONS.register
 
 
 def register_dataset(name: str | None = None, *, label: str | None = None, metric: str | None = None,
-                     order: float | None = None, override: bool = False) -> Callable[[T], T]:
-    """Register a dataset loader and declare, in the same line, its display label, headline metric and table
-    order (see DatasetInfo). Fields left out keep what `declare_dataset` said about the name, if anything."""
+                     order: float | None = None, train_size: int | None = None, embedded: bool | None = None,
+                     override: bool = False) -> Callable[[T], T]:
+    """Register a dataset loader and declare, in the same line, its display label, headline metric, table
+    order and train-split size (see DatasetInfo). Fields left out keep what `declare_dataset` said, if anything."""
 
     def deco(fn: T) -> T:
         key = name or getattr(fn, "name", None) or fn.__name__  # type: ignore[attr-defined]
         DATASETS.register(key, override=override)(fn)
-        _declare(DatasetInfo(key, label, metric, order), wins=True)
+        _declare(DatasetInfo(key, label, metric, order, train_size, embedded), wins=True)
         return fn
 
     return deco

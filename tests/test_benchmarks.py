@@ -16,7 +16,7 @@ import folder_data  # noqa: E402
 import harness  # noqa: E402
 import throughput  # noqa: E402
 from reference_loop import FolderTwoViewDataset, two_view_dataset  # noqa: E402
-from ssl_bench.data.datasets import load_dataset  # noqa: E402
+from ssl_bench.create import create_dataset  # noqa: E402
 from ssl_bench.data.types import ImageSet  # noqa: E402
 from ssl_bench.errors import UserError  # noqa: E402
 from ssl_bench.registry import load_plugins  # noqa: E402
@@ -58,7 +58,7 @@ def test_jpeg_folder_is_deterministic_and_topped_up_as_a_prefix(folder, tmp_path
 
 def test_jpeg_folder_reads_through_ssl_bench_image_folder(folder):
     load_plugins()
-    bundle = load_dataset("image_folder", None, False, path=str(folder))
+    bundle = create_dataset("image_folder", None, False, path=str(folder))
     assert bundle.num_classes == 10
     assert len(bundle.pretrain_images) == 30 and not bundle.pretrain_images.in_memory  # train + val hold-out
     assert len(bundle.test) == 20  # val/ is the ImageNet layout's test split

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ssl_bench.config import budget
+from ssl_bench.engine.plan import PLAN_FILE, plan
 from ssl_bench.cli.main import main
 from ssl_bench.engine import checkpoint
 from ssl_bench.engine.schedules import scaled_lr, warmup_cosine
@@ -132,7 +132,7 @@ def test_wall_time_budget_fixes_and_records_its_step_count(tmp_path):
     assert r["budget_steps"] > 0 and r["compute_steps"] == r["budget_steps"] and r["budget_step_time_s"] > 0
     assert r["budget_steps"] == max(1, math.floor(seconds / r["budget_step_time_s"]))
     assert r["epochs"] is None and r["epochs_started"] == math.ceil(r["budget_steps"] / PER_EPOCH)
-    saved = json.loads((run_dir(out, "byol") / budget.PLAN_FILE).read_text())
+    saved = json.loads((run_dir(out, "byol") / PLAN_FILE).read_text())
     assert saved["step_time_s"] == r["budget_step_time_s"] and saved["total_steps"] == r["budget_steps"]
     print(f"wall-time budget {seconds} s: estimate {r['budget_step_time_s'] * r['budget_steps']:.3f} s "
           f"({r['budget_steps']} steps x {r['budget_step_time_s'] * 1e3:.1f} ms), actual {r['compute_wall_s']:.3f} s",
@@ -142,13 +142,13 @@ def test_wall_time_budget_fixes_and_records_its_step_count(tmp_path):
 def test_resume_reuses_a_wall_time_plan(tmp_path):
     spec = expand(parse_suite(read_suite_yaml(write(tmp_path / "s.yaml", f"[{BYOL}]",
                                                     ", budget: {wall_time_s: 2}"))))[0].method
-    first = budget.plan(spec, 1294, 64, 1, tmp_path, resume=False, estimate=lambda: 0.1)
+    first = plan(spec.budget, spec.epochs, 1294, 64, 1, tmp_path, resume=False, estimate=lambda: 0.1)
     assert (first.total_steps, first.epochs, first.step_time_s) == (20, 1, 0.1)
 
     def remeasured():
         raise AssertionError("a resumed wall-time run must keep its schedule")
 
-    again = budget.plan(spec, 1294, 64, 1, tmp_path, resume=True, estimate=remeasured)
+    again = plan(spec.budget, spec.epochs, 1294, 64, 1, tmp_path, resume=True, estimate=remeasured)
     assert (again.total_steps, again.step_time_s) == (20, 0.1)
 
 

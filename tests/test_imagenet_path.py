@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ssl_bench.data.augment import MultiViewAugment, ViewRecipe, apply_view, eval_transform, sample_view_params
-from ssl_bench.data.datasets import load_dataset
+from ssl_bench.create import create_dataset
 from ssl_bench.data.loader import iterate_batches
 from ssl_bench.data.types import FolderBatch
 from ssl_bench.evalkit.finetune import batch_scaled_lrs
@@ -56,7 +56,7 @@ def imagenet(tmp_path_factory):
 
 
 def load(root, **params):
-    return load_dataset("image_folder", str(root), path=str(root), **{"load_size": 64, "val_fraction": 0.25, **params})
+    return create_dataset("image_folder", str(root), path=str(root), **{"load_size": 64, "val_fraction": 0.25, **params})
 
 
 def one_batch(data, n=None):
@@ -77,7 +77,7 @@ def test_images_are_decoded_whole_with_their_aspect_ratio(imagenet):
 
 def test_large_images_are_reduced_not_cropped(tmp_path):
     write_imagenet(tmp_path, per_class=2, val_per_class=1)
-    b = load_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=12)
+    b = create_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=12)
     batch, _ = one_batch(b.train)
     for (h, w), path in zip(batch.sizes.tolist(), b.train.paths):
         W, H = Image.open(path).size
@@ -133,7 +133,7 @@ def test_test_view_at_its_own_size_is_the_exact_centre_crop(tmp_path):
     for c in "ab":
         Image.fromarray(pixels).save(tmp_path / c / "x.png")
         Image.fromarray(pixels).save(tmp_path / c / "y.png")
-    b = load_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=16, val_fraction=0.5,
+    b = create_dataset("image_folder", str(tmp_path), path=str(tmp_path), load_size=16, val_fraction=0.5,
                      test_fraction=0.5)
     out = eval_transform(one_batch(b.test)[0], 14, (0.0,) * 3, (1.0,) * 3)
     ref = torch.from_numpy(pixels[1:15, 4:18]).permute(2, 0, 1).float() / 255  # offsets (16-14+1)//2, (22-14+1)//2
@@ -148,7 +148,7 @@ def test_pretraining_sees_train_and_the_val_holdout_only(imagenet):
     assert b.split_info["pretrain"]["size"] == len(pre)
     assert load(imagenet, pretrain_on_val=False).pretrain_images is not None
     assert load(imagenet, pretrain_on_val=False).pretrain_images.paths == b.train.paths
-    digits = load_dataset("digits")
+    digits = create_dataset("digits")
     assert digits.pretrain_images is digits.train  # in-memory datasets: unchanged
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ssl_bench.backbones import create_backbone
-from ssl_bench.data.datasets import load_dataset
+from ssl_bench.create import create_dataset
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext
 from ssl_bench.evalkit.features import feature_cache, freeze
@@ -17,7 +17,7 @@ SIZE = 8
 
 def tiny_context(tmp_path) -> EvalContext:
     load_plugins()
-    bundle = load_dataset("digits")
+    bundle = create_dataset("digits")
 
     def new_encoder():
         torch.manual_seed(0)
@@ -29,7 +29,7 @@ def tiny_context(tmp_path) -> EvalContext:
         for _ in range(3):
             enc(torch.randn(32, 1, SIZE, SIZE) * 2 + 1)
     enc = freeze(enc)
-    get = lambda n: bundle if n == "digits" else load_dataset(n)  # noqa: E731
+    get = lambda n: bundle if n == "digits" else create_dataset(n)  # noqa: E731
     feats = feature_cache(enc, get, image_size=SIZE, in_chans=1, mean=bundle.mean, std=bundle.std,
                           device=torch.device("cpu"))
     return EvalContext(encoder=enc, feature_dim=enc.num_features, method_needs_labels=False,
@@ -108,7 +108,7 @@ def test_training_view_without_crop_or_flip_is_the_test_view():
     import torch.nn.functional as F
 
     from ssl_bench.evalkit.finetune import InputPrep
-    bundle = load_dataset("digits")  # 8 x 8, resized up to the encoder's 16 px input
+    bundle = create_dataset("digits")  # 8 x 8, resized up to the encoder's 16 px input
     images = bundle.train.images[:64]
     where = SimpleNamespace(image_size=16, in_chans=1, mean=bundle.mean, std=bundle.std)
     prep = InputPrep.from_context(where, crop_scale=(1.0, 1.0), flip_p=0.0)

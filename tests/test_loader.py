@@ -9,7 +9,8 @@ from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from ssl_bench.data.loader import decode_image, iterate_batches, num_batches
+from ssl_bench.data.decode import decode_image
+from ssl_bench.data.loader import iterate_batches, num_batches
 from ssl_bench.data.splits import stratified_split
 from ssl_bench.data.types import ImageSet
 

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from ssl_bench.cli.main import main
-from ssl_bench.data.datasets import load_dataset
+from ssl_bench.create import create_dataset
 from ssl_bench.engine import checkpoint
-from ssl_bench.engine.monitors import KnnMonitor, fixed_subset, knn_curve
+from ssl_bench.evalkit.monitors import KnnMonitor, fixed_subset, knn_curve
 from ssl_bench.engine.online_head import OnlineLinear, online_logits
 from ssl_bench.engine.trainer import TrainSettings, pretrain
 from ssl_bench.method import OPTIM_DEFAULTS, Method
@@ -111,7 +111,7 @@ def test_online_linear_rows_on_the_test_split(pair):
     rows = {r["metric"]: r for r in records(pair["watched"]) if r["protocol"] == "online_linear"}
     assert set(rows) == {"top1", "top5"}
     assert all(r["status"] == "ok" and 0 <= r["value"] <= 100 for r in rows.values())
-    assert rows["top1"]["extra"]["n_test"] == len(load_dataset("digits").test)
+    assert rows["top1"]["extra"]["n_test"] == len(create_dataset("digits").test)
 
 
 def test_untrained_baseline_knn_max_is_its_one_point_curve_and_online_linear_does_not_apply(tmp_path):
@@ -163,7 +163,7 @@ def _tiny_encoder() -> nn.Module:
 
 
 def test_monitor_uses_a_fixed_subset_and_leaves_modes_rng_and_bn_statistics_alone():
-    bundle = load_dataset("digits")
+    bundle = create_dataset("digits")
     assert torch.equal(fixed_subset(1000, 50, 7), fixed_subset(1000, 50, 7))
     assert fixed_subset(100, 100, 7) is None and fixed_subset(100, None, 7) is None
     enc = _tiny_encoder().train()
@@ -237,7 +237,7 @@ def test_online_head_gets_no_encoder_gradient_and_sees_only_the_training_forward
 
 
 def test_online_head_trained_by_the_engine_beats_chance_and_is_checkpointed(tmp_path):
-    bundle = load_dataset("digits")
+    bundle = create_dataset("digits")
     method = _TwoViews(_Pixels())
     head = OnlineLinear(method.encoder(), 10, base_lr=1.0, batch_size=64, seed=0, device=CPU)
     settings = TrainSettings(epochs=3, batch_size=64, optim={**OPTIM_DEFAULTS, "optimizer": "sgd", "base_lr": 0.1,

@@ -11,7 +11,7 @@ import torch
 
 from ssl_bench.create import create_backbone
 from ssl_bench.data.augment import MultiViewAugment, ViewRecipe
-from ssl_bench.data.datasets import load_dataset
+from ssl_bench.create import create_dataset
 from ssl_bench.data.types import ImageSet
 from ssl_bench.engine.prefetch import THREAD_NAME, Prefetcher, resolve_prefetch
 from ssl_bench.engine.trainer import TrainSettings, pretrain
@@ -27,11 +27,11 @@ BATCH = 16
 
 
 def digits(n: int = 4 * BATCH) -> ImageSet:
-    return load_dataset("digits").train.subset(torch.arange(n))
+    return create_dataset("digits").train.subset(torch.arange(n))
 
 
 def byol_augment() -> MultiViewAugment:
-    bundle = load_dataset("digits")
+    bundle = create_dataset("digits")
     recipes = [ViewRecipe.from_dict({**ViewRecipe().to_dict(), **v}, "views") for v in BYOL.augmentation["views"]]
     return MultiViewAugment(recipes, 8, bundle.mean, bundle.std)
 

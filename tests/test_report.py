@@ -13,7 +13,8 @@ import pytest
 from scipy import stats as sps
 
 from ssl_bench.cli.main import main
-from ssl_bench.report.plots import label_fraction_figure, run_logs, training_figure, transfer_figure, write_plots
+from ssl_bench.report.plots import label_fraction_figure, training_figure, transfer_figure, write_plots
+from ssl_bench.report.run_logs import run_logs
 from ssl_bench.report.html import write_report
 from ssl_bench.report.tables import load_results
 

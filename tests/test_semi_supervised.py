@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ssl_bench.data.datasets import load_dataset
+from ssl_bench.create import create_dataset
 from ssl_bench.errors import UserError
 from ssl_bench.evalkit.finetune import InputPrep, finetune_grid
 from ssl_bench.evalkit.label_subsets import balanced_subset, subset_from_file
@@ -68,7 +68,7 @@ def _image_folder(root, classes=3, per_class=10):
         for i in range(per_class):
             pixels = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(root / f"class{c}" / f"img_{c}_{i}.png")
-    return load_dataset("image_folder", path=str(root), load_size=8)
+    return create_dataset("image_folder", path=str(root), load_size=8)
 
 
 def test_subset_file_on_image_folder(ctx, tmp_path):

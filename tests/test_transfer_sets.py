@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ssl_bench.data.datasets import load_dataset
+from ssl_bench.create import create_dataset
 from ssl_bench.data.datasets_transfer import voc_labels
 from ssl_bench.errors import DatasetUnavailableError
 from ssl_bench.metrics import map11
@@ -38,7 +38,7 @@ def write_sun397(root):
 
 def test_sun397_first_partition(tmp_path):
     classes, train, test = write_sun397(tmp_path)
-    b = load_dataset("sun397", str(tmp_path), val_fraction=0.34, load_size=8)
+    b = create_dataset("sun397", str(tmp_path), val_fraction=0.34, load_size=8)
     assert b.class_names == [c.lstrip("/") for c in classes] and b.metric == "top1"
     assert sorted(b.test.paths) == sorted(str(tmp_path / "SUN397" / n.lstrip("/")) for n in test)
     assert sorted(b.train.paths + b.val.paths) == sorted(str(tmp_path / "SUN397" / n.lstrip("/")) for n in train)
@@ -61,7 +61,7 @@ def test_sun397_download_path_fetches_images_and_partitions(tmp_path, monkeypatc
     monkeypatch.setattr(tvd, "SUN397", FakeSUN397)
     monkeypatch.setattr(tvu, "download_and_extract_archive",
                         lambda url, download_root: calls.append(("partitions", url, download_root)))
-    b = load_dataset("sun397", str(tmp_path), download=True, load_size=8)
+    b = create_dataset("sun397", str(tmp_path), download=True, load_size=8)
     assert calls[0] == ("images", True) and calls[1][0] == "partitions" and calls[1][1].endswith("Partitions.zip")
     assert calls[1][2] == str(tmp_path / "SUN397") and len(b.test) == 6
 
@@ -82,11 +82,11 @@ def test_stanford_cars_official_split(tmp_path):
 
     annos(base / "devkit" / "cars_train_annos.mat", "cars_train", [1, 2, 1, 2, 1, 2])
     annos(base / "cars_test_annos_withlabels.mat", "cars_test", [2, 1, 2])
-    b = load_dataset("stanford_cars", str(tmp_path), val_fraction=0.34, load_size=8)
+    b = create_dataset("stanford_cars", str(tmp_path), val_fraction=0.34, load_size=8)
     assert b.class_names == list(names) and len(b.train) + len(b.val) == 6
     assert b.test.labels.tolist() == [1, 0, 1] and all("/cars_test/" in p for p in b.test.paths)
     with pytest.raises(DatasetUnavailableError, match="stanford_cars"):
-        load_dataset("stanford_cars", str(tmp_path / "none"), download=True)  # the original site is gone
+        create_dataset("stanford_cars", str(tmp_path / "none"), download=True)  # the original site is gone
 
 
 def test_birdsnap_published_test_list(tmp_path):
@@ -97,12 +97,12 @@ def test_birdsnap_published_test_list(tmp_path):
             jpg(base / "images" / sp / f"{i}.jpg", seed=s * 5 + i)
     listed = ["Acadian_Flycatcher/0.jpg", "Zone-tailed_Hawk/3.jpg", "Zone-tailed_Hawk/9.jpg"]  # 9: a dead URL
     (base / "test_images.txt").write_text("path\n" + "\n".join(listed) + "\n")
-    b = load_dataset("birdsnap", str(tmp_path), val_fraction=0.25, load_size=8)
+    b = create_dataset("birdsnap", str(tmp_path), val_fraction=0.25, load_size=8)
     assert b.class_names == species
     assert sorted(p.split("images/")[1] for p in b.test.paths) == listed[:2] and b.test.labels.tolist() == [0, 1]
     assert len(b.train) + len(b.val) == 8 and not set(b.train.paths) & set(b.test.paths)
     with pytest.raises(DatasetUnavailableError, match="get_birdsnap.py"):
-        load_dataset("birdsnap", str(tmp_path / "none"), download=True)
+        create_dataset("birdsnap", str(tmp_path / "none"), download=True)
 
 
 def test_caltech101_thirty_training_images_per_class(tmp_path):
@@ -111,13 +111,13 @@ def test_caltech101_thirty_training_images_per_class(tmp_path):
     for c, (cls, n) in enumerate(counts.items()):
         for i in range(n):
             jpg(base / cls / f"image_{i + 1:04d}.jpg", seed=100 * c + i, size=(4, 4))
-    b = load_dataset("caltech101", str(tmp_path), val_fraction=0.1, load_size=8)
+    b = create_dataset("caltech101", str(tmp_path), val_fraction=0.1, load_size=8)
     assert b.class_names == list(counts) and b.metric == "mean_per_class"  # all 102 folders, background too
     train_val = torch.cat([b.train.labels, b.val.labels])
     assert torch.bincount(train_val).tolist() == [30, 30, 30]  # [Kornblith]: 30 per class for training
     assert torch.bincount(b.test.labels).tolist() == [n - 30 for n in counts.values()]
-    again = load_dataset("caltech101", str(tmp_path), val_fraction=0.1, load_size=8, split_seed=0)
-    other = load_dataset("caltech101", str(tmp_path), val_fraction=0.1, load_size=8, split_seed=1)
+    again = create_dataset("caltech101", str(tmp_path), val_fraction=0.1, load_size=8, split_seed=0)
+    other = create_dataset("caltech101", str(tmp_path), val_fraction=0.1, load_size=8, split_seed=1)
     assert again.test.paths == b.test.paths and other.test.paths != b.test.paths  # seeded draw
 
 

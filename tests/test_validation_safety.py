@@ -290,7 +290,7 @@ def test_image_folder_empty_class_or_one_class(tmp_path, capsys, classes, expect
 
 @pytest.mark.parametrize("content", [b"not a png at all", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00"])
 def test_corrupt_image_names_the_file(tmp_path, content):
-    from ssl_bench.data.image_folder import decode_checked
+    from ssl_bench.data.decode import decode_checked
 
     bad = tmp_path / "broken.png"
     bad.write_bytes(content)

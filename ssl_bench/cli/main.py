@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import errno
-import os
-import re
 import sys
 
+from ssl_bench.cli.console import complain, disk_error_line
 from ssl_bench.errors import DISK_ERRNOS, UserError
+
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from ssl_bench.config.run_spec import num_runs
@@ -64,39 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _is_rank0() -> bool:
-    """From torchrun's environment: a user error may come before the process group exists."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def _complain(line: str) -> None:
-    if _is_rank0():  # every rank hits the same error; one line is enough
-        print(line, file=sys.stderr, flush=True)
-
-
-def disk_error_line(exc: OSError) -> str:
-    """`error: cannot write PATH: [Errno 28] No space left on device (ENOSPC)`; PATH without a .tmp suffix."""
-    path = exc.filename2 or exc.filename  # os.replace(tmp, dst) names dst second
-    path = re.sub(r"\.tmp\d*$", "", os.fsdecode(path)) if path else "the output folder"
-    verb = "access" if exc.errno == errno.EACCES else "write"
-    return f"error: cannot {verb} {path}: [Errno {exc.errno}] {exc.strerror} ({errno.errorcode[exc.errno]})"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        _complain(f"error: {exc}")
+        complain(f"error: {exc}")
         return 2
     except OSError as exc:
         if exc.errno not in DISK_ERRNOS:
             raise
-        _complain(disk_error_line(exc))
+        complain(disk_error_line(exc))
         return 2
     except KeyboardInterrupt:
-        _complain("interrupted; continue with --resume")
+        complain("interrupted; continue with --resume")
         return 130
 
 

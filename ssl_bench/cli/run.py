@@ -5,10 +5,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ssl_bench.cli.main import _complain
+from ssl_bench.cli.console import complain
 
 if TYPE_CHECKING:
-    from ssl_bench.config.suite import Suite
+    from ssl_bench.config.spec import Suite
 
 RUN_EPILOG = """exit codes:
   0    every row of the suite is ok
@@ -62,7 +62,7 @@ def finish(suite: Suite, out: Path, main: bool = True) -> int:
         with FileLock(out / "report.html.lock"):  # workers that finish together write it one at a time
             print(f"report: {write_report(str(out))}")
     if problems:
-        _complain(problems)
+        complain(problems)
     return 3 if problems else 0
 
 
@@ -95,7 +95,7 @@ def _launch(args: argparse.Namespace, suite: Suite) -> int:
 
     out = Path(args.out) if args.out else default_out_dir(suite)
     from ssl_bench.errors import UserError
-    from ssl_bench.run.launchers import LAUNCHER_DEFAULTS
+    from ssl_bench.config.launcher import LAUNCHER_DEFAULTS
 
     given = {k: v for k, v in vars(args).items() if k in LAUNCHER_DEFAULTS and v is not None}
     for key, value in given.items():
@@ -112,7 +112,7 @@ def _launch(args: argparse.Namespace, suite: Suite) -> int:
         if not args.wait:
             return code
     if code not in (0, 3):
-        _complain(f"error: a worker exited with code {code}; see {out / 'logs'}")
+        complain(f"error: a worker exited with code {code}; see {out / 'logs'}")
         return code
     return finish(suite, out)
 

@@ -9,7 +9,7 @@ from ssl_bench import validate as v
 from ssl_bench.errors import DatasetUnavailableError, UserError
 
 if TYPE_CHECKING:
-    from ssl_bench.config.suite import DatasetSpec, EvalSpec, Suite
+    from ssl_bench.config.spec import DatasetSpec, EvalSpec, Suite
 
 
 def check_epochs(name: str, trainable: bool, epochs: int, field: str) -> None:
@@ -65,8 +65,6 @@ def check_batch_size(suite: Suite) -> None:
     """pretrain.batch_size against each pretraining dataset's train split: a larger batch gives zero steps per
     epoch (the last partial batch is dropped). Where the size is unknown without the data, the check waits
     for the run."""
-    from ssl_bench.data.datasets import train_split_size
-
     batch = suite.pretrain["batch_size"]
     if not any(m.trained for m in suite.methods):
         return  # nothing is pretrained
@@ -93,3 +91,20 @@ def check_pretrain_needs(suite: Suite) -> None:
             if not suite.pretrain.get(key):
                 raise UserError(f"evaluations[{i}].name: '{e.name}' needs pretrain.{key}, which is off; allowed: "
                                 f"set pretrain.{key} (true or a mapping), or drop '{e.name}'")
+
+
+def train_split_size(name: str, root: str | None, params: dict[str, Any]) -> int | None:
+    """The number of train images a run of `name` would pretrain on, or an upper bound of it (the dataset's
+    declared train_size; the val hold-out comes out of it). None where it is unknown without the data; nothing is
+    downloaded or scanned here, and only embedded datasets (cheap) are loaded to count."""
+    from ssl_bench.create import create_dataset
+    from ssl_bench.registry import DATASET_INFO, DATASETS
+
+    if params.get("train_size") is not None:
+        return int(params["train_size"])  # the subset's size (its own bound is checked when the data loads)
+    if params.get("unlabeled"):
+        return None  # a loader's unlabelled images join pretraining (STL-10's 100k): size unknown here
+    info = DATASET_INFO.get(name) if name in DATASETS else None
+    if info is not None and info.embedded:
+        return len(create_dataset(name, root, False, **params).train)
+    return info.train_size if info is not None else None

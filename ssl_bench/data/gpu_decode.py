@@ -22,21 +22,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ssl_bench.errors import UserError
-from ssl_bench.data.loader import DecodedFolder, folder_dataset, reduced_size
+from ssl_bench.data.decode import decode_checked, reduced_size
+from ssl_bench.data.folder_dataset import DecodedFolder, folder_dataset
 from ssl_bench.data.types import FolderBatch, ImageSet
 
-DECODE_CHOICES = ("auto", "cpu", "device")
 # frame markers nvJPEG and libjpeg-turbo both decode: baseline, extended sequential and progressive Huffman
 DEVICE_SOF_MARKERS = (0xC0, 0xC1, 0xC2)
 OTHER_SOF_MARKERS = (0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
-
-
-def check_decode(value: object, where: str) -> str:
-    if value not in DECODE_CHOICES:
-        raise UserError(f"{where}: bad value {value!r}; allowed: auto (decode JPEGs on the CUDA device when "
-                        "torchvision can), cpu (PIL in DataLoader workers) or device (torchvision's decode_jpeg "
-                        "on the batch's device)")
-    return str(value)
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,8 +84,6 @@ class RawFolder(DecodedFolder):
     cache_key = "_raw"
 
     def __getitem__(self, i: int) -> tuple[str, torch.Tensor, torch.Tensor]:
-        from ssl_bench.data.image_folder import decode_checked
-
         path = self.paths[i]
         try:
             with open(path, "rb") as f:
@@ -166,8 +156,6 @@ def decode_jpegs(payloads: list[torch.Tensor], paths: list[str], device: torch.d
 
 
 def _pil_fallback(path: str, device: torch.device, channels: int, exc: Exception) -> torch.Tensor:
-    from ssl_bench.data.image_folder import decode_checked
-
     img = decode_checked(path, None, channels).to(device)  # raises the DatasetError when PIL fails too
     global _warned_fallback
     if not _warned_fallback:

@@ -15,7 +15,7 @@ import torch
 from ssl_bench.errors import DatasetError, UserError
 from ssl_bench.registry import register_dataset
 from ssl_bench.data.bundle import assemble, check_eval_crop, check_load_size, pretrain_on_val_holdout
-from ssl_bench.data.gpu_decode import check_decode
+from ssl_bench.data.decode import check_decode
 from ssl_bench.data.types import DatasetBundle, ImageSet
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -98,20 +98,6 @@ def check_params(params: dict[str, Any], field: str) -> None:
         for cls in class_folders(folder):
             if next(_image_files(folder / cls), None) is None:
                 raise _empty_class(folder / cls, where)
-
-
-def decode_checked(path: str, max_short: int | None, channels: int = 3) -> torch.Tensor:
-    """loader.decode_whole, with a file that does not decode reported by name (a DatasetError the pipeline
-    turns into a failed row), not as a PIL traceback from a DataLoader worker."""
-    from PIL import Image
-
-    from ssl_bench.data.loader import decode_whole
-
-    try:
-        return decode_whole(path, max_short, channels)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's decode errors
-        raise DatasetError(f"image {path!r} cannot be decoded ({type(exc).__name__}: {exc}); allowed: a readable "
-                           "image file (replace or delete it)") from None
 
 
 @register_dataset("image_folder")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from typing import Iterator
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from ssl_bench.data.folder_dataset import folder_dataset, pad_collate
+from ssl_bench.data.gpu_decode import device_batches, use_device_decode
 from ssl_bench.data.types import FolderBatch, ImageSet
 
 
@@ -44,112 +45,6 @@ def shard_indices(n: int, *, shuffle: bool, generator: torch.Generator | None, d
     return order[:total][rank::world_size]
 
 
-class PathStore:
-    """File paths packed into one byte buffer: forked DataLoader workers share it without touching a
-    million Python string refcounts (which would copy the pages)."""
-
-    def __init__(self, paths: list[str]):
-        encoded = [p.encode() for p in paths]
-        self.offsets = np.cumsum([0] + [len(b) for b in encoded], dtype=np.int64)
-        self.buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i: int) -> str:
-        return self.buffer[self.offsets[i]:self.offsets[i + 1]].tobytes().decode()
-
-
-def decode_image(path: str, size: int, channels: int = 3) -> torch.Tensor:
-    """PIL decode -> RGB or L -> shorter side resized to `size` (bilinear) -> center crop size x size ->
-    uint8 C x size x size. Sizes and crop offsets follow torchvision's Resize(size) + CenterCrop(size).
-    (Folder datasets decode the whole image instead: decode_whole.)"""
-    from PIL import Image
-
-    mode = "RGB" if channels == 3 else "L"
-    with Image.open(path) as img:
-        img.draft(mode, (size, size))  # JPEG only: DCT-domain downscale to a size still >= `size`
-        img = img.convert(mode)
-    w, h = img.size
-    if w <= h:
-        new_w, new_h = size, int(size * h / w)
-    else:
-        new_w, new_h = int(size * w / h), size
-    if (new_w, new_h) != (w, h):
-        img = img.resize((new_w, new_h), Image.BILINEAR)
-    left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
-    img = img.crop((left, top, left + size, top + size))
-    x = torch.from_numpy(np.array(img, dtype=np.uint8))
-    return x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1).contiguous()
-
-
-def reduced_size(h: int, w: int, max_short: int | None) -> tuple[int, int]:
-    """(height, width) of an h x w image reduced until its shorter side is at most `max_short` and its longer
-    side at most 2 * max_short, aspect ratio kept, never enlarged (None: unchanged)."""
-    scale = 1.0 if max_short is None else min(1.0, max_short / min(w, h), 2 * max_short / max(w, h))
-    return (h, w) if scale >= 1.0 else (max(1, round(h * scale)), max(1, round(w * scale)))
-
-
-def decode_whole(path: str, max_short: int | None, channels: int = 3) -> torch.Tensor:
-    """PIL decode -> RGB or L, the whole image (aspect ratio kept) -> uint8 C x h x w. The image is reduced
-    (bicubic, antialiased; JPEGs first at a DCT scale that stays large enough) until its shorter side is at
-    most `max_short` and its longer side at most 2 * max_short (a batch is padded to its largest image, so
-    this bounds memory; it shrinks only images wider than 2:1); smaller images are never enlarged. None:
-    full size. Crops then come from the whole image, as [DM dataset.py] crops the decoded JPEG. The size
-    follows from the file's own size (not the draft's, whose sides are rounded up), as on the device path."""
-    from PIL import Image
-
-    mode = "RGB" if channels == 3 else "L"
-    with Image.open(path) as img:
-        new_h, new_w = reduced_size(img.height, img.width, max_short)
-        if max_short is not None:
-            img.draft(mode, (max_short, max_short))  # JPEG only: never below max_short on either side
-        img = img.convert(mode)
-    if (new_h, new_w) != (img.height, img.width):
-        img = img.resize((new_w, new_h), Image.BICUBIC)
-    x = torch.from_numpy(np.array(img, dtype=np.uint8))
-    return x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1).contiguous()
-
-
-class DecodedFolder(Dataset):
-    """Map-style dataset over an ImageSet's paths; workers decode whole images (see decode_whole)."""
-
-    cache_key = "_decoded"  # where folder_dataset keeps it on the ImageSet
-
-    def __init__(self, data: ImageSet):
-        self.paths = PathStore(data.paths)
-        self.labels = data.labels
-        self.max_short = data.load_size
-        self.channels = data.channels
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from ssl_bench.data.image_folder import decode_checked  # names a file that does not decode
-
-        return decode_checked(self.paths[i], self.max_short, self.channels), self.labels[i]
-
-
-def pad_collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(canvas uint8 B x C x H x W with each image top-left, sizes B x 2, labels) from images of any size."""
-    sizes = torch.tensor([img.shape[-2:] for img, _ in items], dtype=torch.long).view(-1, 2)
-    h, w = (int(m) for m in sizes.amax(0)) if len(items) else (0, 0)
-    canvas = torch.zeros(len(items), items[0][0].shape[0] if items else 0, h, w, dtype=torch.uint8)
-    for k, (img, _) in enumerate(items):
-        canvas[k, :, :img.shape[-2], :img.shape[-1]] = img
-    return canvas, sizes, torch.stack([torch.as_tensor(y) for _, y in items])
-
-
-def folder_dataset(data: ImageSet, cls: type[DecodedFolder] = DecodedFolder) -> DecodedFolder:
-    """`cls(data)`, built once per ImageSet and class (packing a million paths takes a second) and kept on it,
-    so it lives as long as the set."""
-    ds = data.__dict__.get(cls.cache_key)
-    if ds is None:
-        ds = data.__dict__[cls.cache_key] = cls(data)
-    return ds
-
-
 def iterate_batches(data: ImageSet, batch_size: int, *, shuffle: bool, generator: torch.Generator | None,
                     drop_last: bool, device: torch.device | str, num_workers: int = 0, rank: int = 0,
                     world_size: int = 1, epoch: int = 0) -> Iterator[tuple[torch.Tensor | FolderBatch, torch.Tensor]]:
@@ -164,8 +59,6 @@ def iterate_batches(data: ImageSet, batch_size: int, *, shuffle: bool, generator
     if data.in_memory:
         yield from _memory_batches(data, order, batch_size, count, device, pin)
         return
-    from ssl_bench.data.gpu_decode import device_batches, use_device_decode  # it builds on this module
-
     if use_device_decode(data.decode, device):
         yield from device_batches(data, order, batch_size, drop_last=drop_last, device=device,
                                   num_workers=num_workers)

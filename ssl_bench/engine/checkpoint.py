@@ -17,7 +17,7 @@ import torch
 from ssl_bench import distributed as dist
 
 # What a crash leaves in a run folder: save_atomic's, pretrain_run's (run.json) and MetricsLog's temporaries.
-RUN_TMP_PATTERNS = ("checkpoint.pt.tmp*", "final.pt.tmp*", "run.json.tmp*", "metrics.*.tmp")
+RUN_TMP_PATTERNS = ("checkpoint.pt.tmp*", "final.pt.tmp*", "run.json.tmp*", "budget.json.tmp*", "metrics.*.tmp")
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:

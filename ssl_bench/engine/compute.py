@@ -11,7 +11,6 @@ A wall-time budget's seconds per step are measured the same way, on a copy (step
 from __future__ import annotations
 
 import copy
-import resource
 import sys
 import time
 from typing import Any, Callable, Iterator
@@ -20,21 +19,8 @@ import torch
 from torch import nn
 
 from ssl_bench import distributed as dist
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-
-    return platform.processor() or platform.machine() or "cpu"
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+from ssl_bench.engine.device import device_name
+from ssl_bench.engine.trainer import TrainSettings, setup_loop, train_step
 
 
 @torch.no_grad()
@@ -64,7 +50,7 @@ def flops_per_image(method: nn.Module, data: Any, augment: Callable, device: tor
     return counter.get_total_flops() / len(images)
 
 
-def _batches(data: Any, per_rank: int, s: Any, n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(data: Any, per_rank: int, s: TrainSettings, n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """n training batches as the trainer draws them (an epoch shorter than n starts over), own generators."""
     from ssl_bench.data.loader import iterate_batches
 
@@ -80,7 +66,7 @@ def _batches(data: Any, per_rank: int, s: Any, n: int) -> Iterator[tuple[torch.T
                 return
 
 
-def step_time_s(model: nn.Module, data: Any, augment: Callable, s: Any, warmup: int = 3,
+def step_time_s(model: nn.Module, data: Any, augment: Callable, s: TrainSettings, warmup: int = 3,
                 timed: int = 10) -> float:
     """Seconds of one training step (batch fetch, augmentation, forward, backward, optimizer and EMA update),
     for a wall-time budget: the mean of `timed` steps after `warmup` ones, run exactly as the trainer runs them
@@ -91,11 +77,9 @@ def step_time_s(model: nn.Module, data: Any, augment: Callable, s: Any, warmup: 
     import tempfile
     from pathlib import Path
 
-    from ssl_bench.engine.trainer import _setup, train_step
-
     devices = [s.device] if s.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), tempfile.TemporaryDirectory() as tmp:
-        loop = _setup(copy.deepcopy(model), len(data), s, Path(tmp))
+        loop = setup_loop(copy.deepcopy(model), len(data), s, Path(tmp))
         pairs, gen = loop.model.momentum_pairs(), torch.Generator(device=s.device).manual_seed(0)
         loop.net.train()
         loss, t0 = None, time.perf_counter()

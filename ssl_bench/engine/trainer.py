@@ -20,7 +20,7 @@ from ssl_bench.data.types import ImageSet
 from ssl_bench.errors import UserError
 from ssl_bench.method import Method
 from ssl_bench.engine import checkpoint
-from ssl_bench.engine.compute import device_name, peak_memory_mb
+from ssl_bench.engine.device import device_name, peak_memory_mb
 from ssl_bench.engine.ema import ema_update
 from ssl_bench.engine.metrics_log import MetricsLog
 from ssl_bench.engine.online_head import OnlineLinear
@@ -78,7 +78,7 @@ def _wrap(model: Method, s: TrainSettings) -> nn.Module:
 
 @dataclass
 class _Loop:
-    """What every epoch of one pretrain() call shares; built by _setup."""
+    """What every epoch of one pretrain() call shares; built by setup_loop."""
 
     model: Method
     net: nn.Module  # the model as trained: DDP- or compile-wrapped, or the model itself
@@ -106,11 +106,11 @@ def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, tor
     not load or fit is moved aside with a warning, and training starts from the first epoch).
 
     `on_epoch_end(epoch)` runs after each epoch on every rank; what it returns joins that epoch's metrics row
-    (the kNN monitor, engine.monitors.KnnMonitor). `online_head` is trained on the encoder's detached features
+    (the kNN monitor, evalkit.monitors.KnnMonitor). `online_head` is trained on the encoder's detached features
     after every step and checkpointed with the model (engine.online_head); the model's training is bit-identical
     with or without either. `on_step(step)` runs on the training thread after each optimizer step, with the
     1-based global step number (a clock for benchmarks: with s.prefetch the augmentation runs on another thread)."""
-    loop = _setup(model, len(data), s, Path(run_dir))
+    loop = setup_loop(model, len(data), s, Path(run_dir))
     loop.head, loop.on_step = online_head, on_step
     try:
         return _run(loop, data, augment, resume, label, on_epoch_end)
@@ -145,7 +145,7 @@ def _run(loop: _Loop, data: ImageSet, augment: Callable, resume: bool, label: st
             "peak_memory_mb": peak_memory_mb(loop.s.device)}
 
 
-def _setup(model: Method, n_images: int, s: TrainSettings, run_dir: Path) -> _Loop:
+def setup_loop(model: Method, n_images: int, s: TrainSettings, run_dir: Path) -> _Loop:
     """Schedule sizes, device and memory format, the wrapped model, a fresh optimizer and grad scaler."""
     ws = dist.world_size()
     per_rank = s.batch_size // ws

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ssl_bench.errors import UserError
+from ssl_bench.report.run_logs import run_logs
 
 AXES = {"images_seen": "images seen", "wall_s": "pretraining seconds"}
 COST = {"compute_images_seen": "images seen", "compute_steps": "steps", "compute_wall_s": "wall s",
@@ -23,8 +24,6 @@ COST = {"compute_images_seen": "images seen", "compute_steps": "steps", "compute
 
 def curves(out_dir: str | Path, df: pd.DataFrame) -> pd.DataFrame:
     """One line per monitored epoch: run, method, images_seen, wall_s (cumulative) and knn_top1."""
-    from ssl_bench.report.plots import run_logs
-
     logs = run_logs(out_dir, df)
     if logs.empty or "knn_top1" not in logs:
         return pd.DataFrame(columns=["run", "method", "images_seen", "wall_s", "knn_top1"])

@@ -6,7 +6,6 @@ Figures are built with matplotlib.figure.Figure directly (never pyplot), so no g
 from __future__ import annotations
 
 import io
-import json
 import warnings
 from pathlib import Path
 
@@ -14,22 +13,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ssl_bench.engine.metrics_log import MetricsLog
+from ssl_bench.report.run_logs import run_logs, series_name
 from ssl_bench.report.tables.aggregate import aggregate
 from ssl_bench.report.tables.layouts import add_target, own_metric, transfer_mask, transfer_title
 from ssl_bench.report.tables.uncertainty import Uncertainty
 from ssl_bench.report.tables.vocab import dataset_label, sort_key
 
 PLOTS_DIR = "plots"
-
-
-def _series_name(df: pd.DataFrame) -> pd.Series:
-    """Method, plus backbone / pretraining data when the folder holds several."""
-    name = df["method"].astype(str)
-    for f in ("backbone", "pretrain_dataset"):
-        if df[f].nunique() > 1:
-            name = name + " / " + df[f].astype(str)
-    return name
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -57,7 +47,7 @@ def label_fraction_figure(df: pd.DataFrame, unc: Uncertainty | None = None) -> F
     semi = _ok(df[(df["protocol"] == "semi_supervised") & (df["metric"] == "top1")])
     if semi.empty:
         return None
-    semi = semi.assign(series=_series_name(semi))
+    semi = semi.assign(series=series_name(semi))
     fig = Figure(figsize=(6, 4), dpi=100)
     ax = fig.add_subplot()
     for name, part in semi.groupby("series", sort=False):
@@ -75,33 +65,6 @@ def label_fraction_figure(df: pd.DataFrame, unc: Uncertainty | None = None) -> F
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def run_logs(out_dir: str | Path, df: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per-epoch rows of every OUT/runs/*/metrics.{jsonl,csv}, with the run's method (run.json or results)."""
-    names = {}
-    if df is not None and "run_id" in df:
-        named = df.dropna(subset=["run_id"]).drop_duplicates("run_id").set_index("run_id")
-        names = dict(zip(named.index, _series_name(named.reset_index())))
-    frames = []
-    for run_dir in sorted(Path(out_dir, "runs").glob("*")):
-        fmt = "jsonl" if (run_dir / "metrics.jsonl").exists() else "csv" if (run_dir / "metrics.csv").exists() \
-            else None
-        if fmt is None:
-            continue
-        rows = MetricsLog(run_dir, fmt).rows()
-        if not rows:
-            continue
-        name = names.get(run_dir.name) or _method_from_run_json(run_dir)
-        frames.append(pd.DataFrame(rows).assign(run=run_dir.name, series=name))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _method_from_run_json(run_dir: Path) -> str:
-    try:
-        return str(json.loads((run_dir / "run.json").read_text())["config"]["method"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        return run_dir.name
 
 
 def training_figure(logs: pd.DataFrame) -> Figure | None:
@@ -153,7 +116,7 @@ def transfer_figure(df: pd.DataFrame, unc: Uncertainty | None = None) -> Figure 
     tr = _ok(df[transfer_mask(df)])
     if tr.empty:
         return None
-    tr = own_metric(tr).assign(series=lambda d: _series_name(d))
+    tr = own_metric(tr).assign(series=lambda d: series_name(d))
     protocols = list(dict.fromkeys(tr["protocol"]))
     fig = Figure(figsize=(max(6, 1.2 * tr["eval_dataset"].nunique() + 3), 3.5 * len(protocols)), dpi=100)
     for i, protocol in enumerate(protocols):

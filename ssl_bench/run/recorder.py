@@ -7,7 +7,7 @@ from ssl_bench import distributed as dist
 from ssl_bench.config.budget import kind_value
 from ssl_bench.run.ledger import ResultsStore, now, versions
 from ssl_bench.config.run_spec import RunSpec
-from ssl_bench.config.suite import EvalSpec
+from ssl_bench.config.spec import EvalSpec
 
 
 say = dist.say  # re-exported: progress lines print once per process group

@@ -22,7 +22,8 @@ from ssl_bench.create import create_backbone, create_dataset, create_evaluation,
 from ssl_bench.data.augment import MultiViewAugment, ViewRecipe
 from ssl_bench.data.types import DatasetBundle
 from ssl_bench.engine import checkpoint
-from ssl_bench.engine.monitors import training_monitors
+from ssl_bench.evalkit.monitors import training_monitors
+from ssl_bench.engine.plan import plan as train_plan
 from ssl_bench.engine.compute import compute_record, flops_per_image, step_time_s
 from ssl_bench.engine.prefetch import resolve_prefetch
 from ssl_bench.engine.trainer import TrainingDiverged, TrainSettings, pretrain
@@ -37,7 +38,7 @@ from ssl_bench.run.ledger import ResultsStore
 from ssl_bench.config.run_spec import RunSpec, eval_key
 from ssl_bench.jsonl import write_text_atomic
 from ssl_bench.run.recorder import RunRecorder, say
-from ssl_bench.config.suite import EvalSpec, Suite
+from ssl_bench.config.spec import EvalSpec, Suite
 from ssl_bench.engine.sync_batchnorm import convert_sync_batchnorm
 
 COLLAPSE_THRESHOLD = 0.05  # collapse_score of a healthy encoder is O(1); a constant one is 0
@@ -186,7 +187,7 @@ def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
                              num_workers=p["num_workers"], seed=spec.seed, log_every=p["log_every"],
                              metrics_format=p["metrics_format"], progress=env.progress, compile=p["compile"],
                              prefetch=resolve_prefetch(p["prefetch"], env.device))
-    plan = budget.plan(spec.method, len(bundle.pretrain_images), p["batch_size"], dist.world_size(), run_dir,
+    plan = train_plan(spec.method.budget, spec.method.epochs, len(bundle.pretrain_images), p["batch_size"], dist.world_size(), run_dir,
                        env.resume, lambda: step_time_s(model, bundle.pretrain_images, augment, settings))
     settings = dataclasses.replace(settings, epochs=plan.epochs, total_steps=plan.total_steps)
     flops = flops_per_image(method, bundle.pretrain_images, augment, env.device) if dist.is_main() else None

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
-import torch
 
 from ssl_bench import distributed as dist
 from ssl_bench.errors import UserError
@@ -14,53 +12,11 @@ from ssl_bench.jsonl import write_text_atomic
 from ssl_bench.run.outdir import check_reusable, clear_own_entries, inside, is_ours, write_marker
 from ssl_bench.run.stages import RunEnv
 from ssl_bench.run.ledger import ResultsStore
-from ssl_bench.config.run_spec import amp_name, expand
+from ssl_bench.config.run_spec import expand
+from ssl_bench.engine.device import amp_name, resolve_amp, resolve_device
 from ssl_bench.run.status import write_matrix
 from ssl_bench.run.worker import say, work_through
-from ssl_bench.config.suite import Suite
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto/cuda: GPU LOCAL_RANK under torchrun. cuda:N is refused there: it would put every rank on GPU N."""
-    from ssl_bench.engine.process_group import refuse_pinned_cuda
-
-    refuse_pinned_cuda(name)
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"pretrain.device: bad value {name!r}; allowed: cpu or auto (no CUDA device is visible)")
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    return dev
-
-
-def cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """auto: bf16 on GPUs that support it (fp16 otherwise); on CPUs only with native bf16 instructions.
-
-    Measured on a 2-core AVX2 CPU without avx512_bf16: bf16 autocast made a BYOL step about 10x slower
-    (emulated; README Hardware notes).
-    """
-    if amp == "off":
-        return None
-    if amp == "fp16":
-        return torch.float16
-    if amp == "bf16":
-        return torch.bfloat16
-    if device.type == "cpu":
-        return torch.bfloat16 if cpu_has_native_bf16() else None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+from ssl_bench.config.spec import Suite
 
 
 def default_out_dir(suite: Suite) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ssl_bench.config.budget import table_notes as budget_notes
+from ssl_bench.report.tables.notes import table_notes as budget_notes
 from ssl_bench.errors import UserError
 from ssl_bench.report.tables.aggregate import aggregate, check_fields, mark_best
 from ssl_bench.report.tables.layouts import LAYOUTS, Section, add_target, pivot_section, preset_sections

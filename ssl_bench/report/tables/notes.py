@@ -1,0 +1,26 @@
+"""Table footnotes about how the shown rows were trained, when it is not the usual epochs."""
+from __future__ import annotations
+
+import pandas as pd
+
+WHAT = {"images_seen": "images seen", "wall_time_s": "pretraining wall time"}
+
+
+def table_notes(rows: pd.DataFrame) -> list[str]:
+    """Footnotes saying which budget the shown rows were trained to, when it is not epochs."""
+    if "budget_kind" not in rows:
+        return []
+    is_budgeted = rows["budget_kind"].isin(list(WHAT))
+    budgeted = rows[is_budgeted]
+    epochs = pd.to_numeric(rows["epochs"], errors="coerce") if "epochs" in rows else 0
+    trained = rows[is_budgeted | (epochs > 0)]  # untrained baselines (random: 0 epochs) match any budget
+    notes = []
+    groups = budgeted.groupby(["budget_kind", "budget_value"], sort=True)["method"]
+    for (kind, value), methods in groups:
+        amount = f"{value:,.0f}" if kind == "images_seen" else f"{value:,g} s"
+        how = " (rounded up to whole batches)" if kind == "images_seen" else \
+            " (steps fixed from a step time measured before training; machine-dependent)"
+        names = list(dict.fromkeys(methods.astype(str)))
+        whose = "" if len(groups) == 1 and len(budgeted) == len(trained) else f": {', '.join(names)}"
+        notes.append(f"Pretrained to equal {WHAT[kind]}, {amount} per method{how}{whose}.")
+    return notes
