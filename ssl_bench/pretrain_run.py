@@ -8,6 +8,7 @@ import json
 import random
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,14 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
     except UserError as exc:  # e.g. a released checkpoint that does not fit this backbone: this run only
         print(f"warning: {spec.run_id}: {exc}", file=sys.stderr, flush=True)
         return recorder.fail_all(todo, str(exc))
-    stats, error = pretrain_or_load(built, env, run_dir)
+    except Exception as exc:  # noqa: BLE001 - a bug or an unexpected input: this run fails, visibly
+        return _crashed(exc, todo, recorder, run_dir)
+    try:
+        stats, error = pretrain_or_load(built, env, run_dir)
+    except UserError:  # a suite mistake only the data shows (e.g. pretrain.knn_monitor on multi-label data)
+        raise
+    except Exception as exc:  # noqa: BLE001
+        return _crashed(exc, todo, recorder, run_dir)
     recorder.extra = {"image_size": built.image_size, "split_info": bundle.split_info,
                       "pretrain_time_s": (stats or {}).get("train_time_s", 0.0), **built.method.record_info(),
                       **compute_record(stats, spec.pretrain["batch_size"], env.device),
@@ -118,10 +126,34 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
         return recorder.fail_all(todo, error)
     if dist.is_main():  # evaluations run once, on rank 0 alone; the other ranks wait at the barrier below
         with dist.local_only():
-            ctx, score = freeze_for_evaluation(built, env, run_dir)
-            recorder.set_collapse_score(score, collapsed=score < COLLAPSE_THRESHOLD)
-            evaluate_all(todo, ctx, recorder, spec.seed)
+            try:
+                ctx, score = freeze_for_evaluation(built, env, run_dir)
+            except UserError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - rank 0 alone: the others wait at the barrier
+                _crashed(exc, todo, recorder, run_dir, alone=True)
+            else:
+                recorder.set_collapse_score(score, collapsed=score < COLLAPSE_THRESHOLD)
+                evaluate_all(todo, ctx, recorder, spec.seed)
     dist.barrier()
+
+
+def _crashed(exc: Exception, todo: list[tuple[EvalSpec, str]], recorder: RunRecorder, run_dir: Path,
+             alone: bool = False) -> None:
+    """A run that raised: its rows are recorded as failed with the reason (`ssl-bench status` shows it, --resume
+    retries it) and the traceback goes to RUN/error.txt. One process goes on with the next run; under torchrun
+    the error is raised again once recorded (the other ranks cannot continue without this one), unless this
+    rank runs alone (`alone`: evaluations on rank 0). Interrupts and a full output disk are not caught."""
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        raise exc
+    reason = f"crashed: {_one_line(exc).splitlines()[0][:300]}"
+    if dist.is_main():
+        (run_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
+        print(f"warning: {recorder.spec.run_id} {reason}; recorded as failed rows (traceback: "
+              f"{run_dir / 'error.txt'}); going on", file=sys.stderr, flush=True)
+    recorder.fail_all(todo, f"{reason} (traceback: runs/{recorder.spec.run_id}/error.txt)")
+    if dist.world_size() > 1 and not alone:
+        raise exc
 
 
 def build(spec: RunSpec, bundle: DatasetBundle) -> Built:

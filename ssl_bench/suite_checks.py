@@ -82,6 +82,25 @@ def check_batch_size(suite: Suite) -> None:
                                                        f"'{d.name}' has {size} images)")
 
 
+def backbone_inputs(datasets: list[DatasetSpec], data_root: str | None) -> list[tuple[int, str]]:
+    """(image size, "datasets[j] 'name'") for each distinct size the suite's runs train at (image_size, else the
+    data's own size where it is known without the files), so that validation builds and runs each backbone at
+    it (create.check_backbone_build)."""
+    from .data.datasets import native_image_size
+
+    inputs: dict[int, str] = {}
+    for j, d in enumerate(datasets):
+        try:
+            size = d.image_size or native_image_size(d.name, data_root, d.params)
+        except DatasetUnavailableError:
+            continue  # missing files are reported by the run, as failed rows
+        except UserError as exc:
+            raise _dataset_error(exc, d.name, f"datasets[{j}]") from None
+        if size is not None:
+            inputs.setdefault(size, f"datasets[{j}] '{d.name}'")
+    return [(size, where) for size, where in inputs.items()]
+
+
 def check_pretrain_needs(suite: Suite) -> None:
     """An evaluation that reads back what pretraining wrote declares the `pretrain` options it needs in
     `requires_pretrain` (knn_max: the kNN monitor's curve; online_linear: the online head). Listing it with the
@@ -93,3 +112,24 @@ def check_pretrain_needs(suite: Suite) -> None:
             if not suite.pretrain.get(key):
                 raise UserError(f"evaluations[{i}].name: '{e.name}' needs pretrain.{key}, which is off; allowed: "
                                 f"set pretrain.{key} (true or a mapping), or drop '{e.name}'")
+
+
+def check_layer_decay(suite: Suite) -> None:
+    """optim.layer_decay < 1 scales the lr per ViT block: refuse it for a backbone without any (a CNN)."""
+    import torch
+
+    from .backbones.vit import is_vit
+    from .create import create_backbone
+
+    decayed = [(i, m) for i, m in enumerate(suite.methods) if m.trained and m.optim["layer_decay"] != 1.0]
+    for i, m in decayed:
+        for j, b in enumerate(suite.backbones):
+            try:
+                with torch.device("meta"):
+                    net = create_backbone(b.name, in_chans=3, image_size=224, small_stem=b.small_stem,
+                                          **{**b.kwargs, "pretrained": False})
+            except Exception:  # noqa: BLE001 - a plugin backbone that cannot be built on meta: the run checks
+                continue
+            if not is_vit(net):
+                raise v.fail(f"methods[{i}].optim.layer_decay", m.optim["layer_decay"],
+                             f"1.0 (off) with backbones[{j}] '{b.name}', which has no ViT blocks")

@@ -28,6 +28,8 @@ _cache: dict[tuple, DatasetBundle] = {}
 CHEAP_TO_LOAD = ("digits", "mnist5k")
 # Official train-split sizes: upper bounds (the val hold-out comes out of them), known without the files.
 OFFICIAL_TRAIN_SIZES = {"fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000, "stl10": 5000}
+# Side length of the stored images, known without the files (bundle.native_size once loaded).
+OFFICIAL_IMAGE_SIZES = {"fashion_mnist": 28, "cifar10": 32, "cifar100": 32, "stl10": 96}
 
 
 def default_root() -> str:
@@ -72,6 +74,21 @@ def train_split_size(name: str, root: str | None, params: dict[str, Any]) -> int
     if name == "stl10" and params.get("unlabeled"):
         return None  # pretraining may use the 100k unlabelled images
     return OFFICIAL_TRAIN_SIZES.get(name)
+
+
+def native_image_size(name: str, root: str | None, params: dict[str, Any]) -> int | None:
+    """The image size a run of `name` trains at when the suite gives none (its bundle's native_size), for
+    validation; None where it is unknown without the data. Folder datasets are decoded to 224 px views (or
+    load_size when smaller: bundle.py)."""
+    from .bundle import FOLDER_VIEW_SIZE
+
+    if name in CHEAP_TO_LOAD:
+        return load_dataset(name, root, False, **params).native_size
+    if name in OFFICIAL_IMAGE_SIZES:
+        return OFFICIAL_IMAGE_SIZES[name]
+    if "load_size" in dataset_params(name):
+        return min(FOLDER_VIEW_SIZE, params.get("load_size") or FOLDER_VIEW_SIZE)
+    return None
 
 
 def clear_cache() -> None:
