@@ -11,7 +11,7 @@ Algorithm box:
       y    = predictor(z, ctx, tgt)            one sequence per target block: context + mask tokens at tgt
       loss = smooth_l1(y, h)                   mean over images, blocks, patches and features
   after each optimizer step: target <- m * target + (1 - m) * context, m linear from 0.996 to 1
-  evaluations probe the target encoder, average-pooled (there is no class token) [ijepa#36, ijepa#55]
+  evaluations probe the target encoder, average-pooled (there is no class token) [ijepa#36, ijepa#55, jepa#86]
   Nothing is gathered: the logged loss is averaged over processes (AllReduce in the official code), and
   the gradient is each process's, averaged by DDP.
 
