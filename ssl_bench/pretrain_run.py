@@ -8,7 +8,6 @@ import json
 import random
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from .registry import METHODS
 from .results_store import ResultsStore
 from .run_config import RunSpec, eval_key
 from .jsonl import write_text_atomic
-from .run_record import RunRecorder, say
+from .run_record import CRASH_FILE, RunRecorder, one_line, say
 from .suite import EvalSpec, Suite
 from .sync_batchnorm import convert_sync_batchnorm
 
@@ -99,6 +98,7 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     if dist.is_main():  # this process holds the run: what a crashed writer left is garbage
         checkpoint.clean_run_tmp(run_dir)
+        (run_dir / CRASH_FILE).unlink(missing_ok=True)  # a crash of an earlier attempt: this one starts over
     recorder = RunRecorder(spec, env.store, env.suite.name)
     say(f"[run] {spec.run_id}")
     try:
@@ -111,13 +111,13 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
         print(f"warning: {spec.run_id}: {exc}", file=sys.stderr, flush=True)
         return recorder.fail_all(todo, str(exc))
     except Exception as exc:  # noqa: BLE001 - a bug or an unexpected input: this run fails, visibly
-        return _crashed(exc, todo, recorder, run_dir)
+        return recorder.crashed(exc, todo, run_dir)
     try:
         stats, error = pretrain_or_load(built, env, run_dir)
     except UserError:  # a suite mistake only the data shows (e.g. pretrain.knn_monitor on multi-label data)
         raise
     except Exception as exc:  # noqa: BLE001
-        return _crashed(exc, todo, recorder, run_dir)
+        return recorder.crashed(exc, todo, run_dir)
     recorder.extra = {"image_size": built.image_size, "split_info": bundle.split_info,
                       "pretrain_time_s": (stats or {}).get("train_time_s", 0.0), **built.method.record_info(),
                       **compute_record(stats, spec.pretrain["batch_size"], env.device),
@@ -131,29 +131,11 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
             except UserError:
                 raise
             except Exception as exc:  # noqa: BLE001 - rank 0 alone: the others wait at the barrier
-                _crashed(exc, todo, recorder, run_dir, alone=True)
+                recorder.crashed(exc, todo, run_dir, alone=True)
             else:
                 recorder.set_collapse_score(score, collapsed=score < COLLAPSE_THRESHOLD)
                 evaluate_all(todo, ctx, recorder, spec.seed)
     dist.barrier()
-
-
-def _crashed(exc: Exception, todo: list[tuple[EvalSpec, str]], recorder: RunRecorder, run_dir: Path,
-             alone: bool = False) -> None:
-    """A run that raised: its rows are recorded as failed with the reason (`ssl-bench status` shows it, --resume
-    retries it) and the traceback goes to RUN/error.txt. One process goes on with the next run; under torchrun
-    the error is raised again once recorded (the other ranks cannot continue without this one), unless this
-    rank runs alone (`alone`: evaluations on rank 0). Interrupts and a full output disk are not caught."""
-    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
-        raise exc
-    reason = f"crashed: {_one_line(exc).splitlines()[0][:300]}"
-    if dist.is_main():
-        (run_dir / "error.txt").write_text("".join(traceback.format_exception(exc)))
-        print(f"warning: {recorder.spec.run_id} {reason}; recorded as failed rows (traceback: "
-              f"{run_dir / 'error.txt'}); going on", file=sys.stderr, flush=True)
-    recorder.fail_all(todo, f"{reason} (traceback: runs/{recorder.spec.run_id}/error.txt)")
-    if dist.world_size() > 1 and not alone:
-        raise exc
 
 
 def build(spec: RunSpec, bundle: DatasetBundle) -> Built:
@@ -278,19 +260,11 @@ def run_evaluation(e: EvalSpec, ctx: EvalContext, seed: int) -> list[dict[str, A
     except Exception as exc:  # noqa: BLE001 - KeyboardInterrupt / SystemExit are BaseExceptions: not caught
         if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
             raise
-        error = _one_line(exc)
+        error = one_line(exc)
     if dist.is_main():
         print(f"warning: evaluation {e.name} failed ({(error.splitlines() or [''])[0][:200]}); recorded as a "
               "failed row, going on", file=sys.stderr, flush=True)
     return [{"status": "failed", "error": error}]
-
-
-def _one_line(exc: Exception) -> str:
-    """`Type: message`; a DataLoader worker's re-raised error keeps only its last line (the original message)."""
-    text = str(exc)
-    if "Original Traceback" in text:
-        text = [line for line in text.splitlines() if line.strip()][-1]
-    return f"{type(exc).__name__}: {text}"
 
 
 def seed_everything(seed: int) -> None:

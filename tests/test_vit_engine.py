@@ -210,3 +210,22 @@ def test_the_vit_fields_keep_old_run_ids_at_their_defaults():
     assert "clip_grad" not in config["optim"] and "weight_decay_end" not in config["optim"]
     clipped = parse_suite(yaml.safe_load(SUITE.format(optim="base_lr: 0.5, clip_grad: 3.0", backbone=R18)))
     assert expand(clipped, amp="off")[0].config()["optim"]["clip_grad"] == 3.0
+
+
+def test_a_methods_own_partition_keeps_its_keys_and_is_split_by_the_same_rule():
+    """The shape a method hook would hand over (a Barlow-Twins-like bias lr, a SimSiam-like fixed-lr head)."""
+    from ssl_bench.engine.optim import set_hyperparameters
+
+    model = _Toy(_vit())
+    head, rest = list(model.head.parameters()), [p for n, p in model.named_parameters() if not n.startswith("head.")]
+    groups = param_groups(model, 0.1, base_groups=[{"params": rest}, {"params": head, "lr_scale": 0.5,
+                                                                      "fixed_lr": True}])
+    opt = torch.optim.AdamW(groups, lr=1.0)
+    set_hyperparameters(opt, lr=0.01, weight_decay=0.2, peak_lr=0.04)
+    names = {id(p): n for n, p in model.named_parameters()}
+    for g in opt.param_groups:
+        in_head = {names[id(p)].startswith("head.") for p in g["params"]}
+        assert len(in_head) == 1  # a partition is never merged with another
+        assert g["lr"] == pytest.approx(0.04 * 0.5 if in_head == {True} else 0.01)
+        decayed = {names[id(p)] not in _wd_zero_by_hand(model) for p in g["params"]}
+        assert decayed == {g["weight_decay"] == pytest.approx(0.2)}  # the rule, inside each partition

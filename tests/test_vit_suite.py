@@ -122,3 +122,61 @@ output: {{table: false, report: false}}
     assert any(line.startswith("random-") and " done " in line for line in lines)
     run_dir = next(p for p in (out / "runs").iterdir() if p.name.startswith("crashes-"))
     assert "raise RuntimeError(\"boom in training_step\")" in (run_dir / "error.txt").read_text()
+
+
+# [M3 CONFIG.md] ViT-Small/Base, 300 epochs, batch 4096, transcribed here: --optimizer=adamw --lr=1.5e-4
+# --weight-decay=.1 --warmup-epochs=40 --stop-grad-conv1 --moco-m-cos --moco-t=.2 (momentum: 0.99 default);
+# main_moco.py line 229 gives AdamW all of model.parameters() (nothing excluded from decay)
+M3_VIT = {"optimizer": "adamw", "base_lr": 1.5e-4, "weight_decay": 0.1, "warmup_epochs": 40,
+          "exclude_bias_and_norm": False, "exclude_tokens": False}
+
+
+def test_moco_v3_vit_preset_follows_config_md_and_builds_the_vit_heads(capsys):
+    import yaml
+
+    from ssl_bench.backbones import create_backbone
+    from ssl_bench.registry import METHODS
+    from ssl_bench.suite import parse_suite
+
+    text = VIT_SUITE.format(kwargs=TINY).replace(
+        "  - name: moco_v3\n", "  - name: moco_v3\n    preset: moco_v3-vit-300ep\n").replace("epochs: 1,", "epochs: 300,")
+    raw = yaml.safe_load(text)
+    raw["methods"][0].pop("params"), raw["methods"][0].pop("optim")
+    m = parse_suite(raw).methods[0]
+    assert {k: m.optim[k] for k in M3_VIT} == M3_VIT and m.preset == "moco_v3-vit-300ep"
+    assert (m.params["temperature"], m.params["tau_base"], m.params["freeze_patch_embed"]) == (0.2, 0.99, True)
+    assert "assumes pretrain.batch_size 4096" in capsys.readouterr().err  # this suite's batch is 128
+    raw["methods"][0]["preset"] = "paper"  # at 300 epochs `paper` stays the ResNet recipe (LARS)
+    assert parse_suite(raw).methods[0].optim["optimizer"] == "lars"
+    torch.manual_seed(0)
+    net = create_backbone("vit_tiny_patch16_224", in_chans=1, image_size=32, patch_size=4, depth=1, embed_dim=48,
+                          num_heads=2)
+    method = METHODS.get("moco_v3")(net, **{**m.params, "proj_hidden_dim": 32, "pred_hidden_dim": 32})
+    linears = [x for x in method.projector if isinstance(x, torch.nn.Linear)]
+    assert [(x.in_features, x.out_features) for x in linears] == [(48, 32), (32, 32), (32, 256)]  # 3 layers
+    last = list(method.predictor)[-1]
+    assert isinstance(last, torch.nn.BatchNorm1d) and not last.affine  # MoCo_ViT's predictor ends in BN
+    assert not any(p.requires_grad for p in method.backbone.patch_embed.parameters())
+    assert not any(p.requires_grad for p in method.momentum_backbone.parameters())
+
+
+def test_a_run_that_crashed_under_torchrun_is_failed_from_its_traceback_file(tmp_path):
+    """Under torchrun a crash is raised again without rows (its peer may be what died): status reads
+    RUN/error.txt, and the suite does not count as finished."""
+    import json
+
+    from ssl_bench.cli_run import suite_problems
+    from ssl_bench.status import folder_status, render_status
+
+    run = {"run_id": "moco_v3-vit-digits-s0-abcd1234", "method": "moco_v3", "backbone": "vit", "dataset": "digits",
+           "seed": 0, "epochs": 3, "budget": None}
+    (tmp_path / "matrix.json").write_text(json.dumps({"suite": "x", "evaluations": ["knn:0"], "runs": [run]}))
+    assert folder_status(tmp_path)[0]["state"] == "pending"
+    run_dir = tmp_path / "runs" / run["run_id"]
+    run_dir.mkdir(parents=True)
+    (run_dir / "error.txt").write_text('Traceback (most recent call last):\n  File "x.py", line 1, in f\n'
+                                       "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n")
+    state = folder_status(tmp_path)[0]
+    assert state["state"] == "failed"
+    assert state["reason"] == "crashed: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert "failed" in render_status([state]) and "unfinished" in suite_problems(tmp_path)

@@ -37,7 +37,8 @@ def param_groups(model: nn.Module, weight_decay: float, exclude_bias_and_norm: b
     weight_decay = schedule * wd_scale at every step.
 
     `base_groups` ([{"params": [...], "lr_scale": 0.024, ...}, ...]): a first partition with keys of its own
-    (a method's bias lr, a fixed-lr predictor), each split again by the same rule; default: one group of all."""
+    (a method's bias lr, a fixed-lr predictor: `fixed_lr`), each split again by the same rule, its lr_scale and
+    wd_scale multiplying the rule's; default: one group of all parameters."""
     from .layer_decay import layer_scales
 
     names = {id(p): n for n, p in model.named_parameters()}
@@ -52,10 +53,10 @@ def param_groups(model: nn.Module, weight_decay: float, exclude_bias_and_norm: b
             name = names[id(p)]
             decay = decays(name, p, exclude_bias_and_norm, tokens)
             layer, scale = scales.get(name, (0, 1.0))
+            wd_scale = extra.get("wd_scale", 1.0) if decay else 0.0
             group = groups.setdefault((b, layer, not decay), {
-                **extra, "params": [], "weight_decay": weight_decay if decay else 0.0,
-                "wd_scale": 1.0 if decay else 0.0, "lars_exclude": not decay,
-                "lr_scale": scale * extra.get("lr_scale", 1.0)})
+                **extra, "params": [], "weight_decay": weight_decay * wd_scale, "wd_scale": wd_scale,
+                "lars_exclude": not decay, "lr_scale": scale * extra.get("lr_scale", 1.0)})
             group["params"].append(p)
     return [groups[key] for key in sorted(groups)]  # decayed before excluded, lower layers first
 
@@ -115,6 +116,18 @@ def build_optimizer(model: nn.Module, recipe: dict[str, Any], lr: float,
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=tuple(recipe["betas"]))
     raise ValueError(f"unknown optimizer {name!r}")
+
+
+def schedule_step(opt: torch.optim.Optimizer, recipe: dict[str, Any], step: int, total: int, warmup: int,
+                  peak_lr: float) -> float:
+    """Step `step`'s lr (warmup + cosine to min_lr) and weight decay (constant, or cosine to weight_decay_end)
+    in every parameter group, each scaled by its group's lr_scale / wd_scale; returns the lr."""
+    from .schedules import cosine_weight_decay, warmup_cosine
+
+    lr = warmup_cosine(step, total, warmup, peak_lr, recipe.get("min_lr", 0.0))
+    wd = cosine_weight_decay(step, total, recipe["weight_decay"], recipe.get("weight_decay_end"))
+    set_hyperparameters(opt, lr, wd, peak_lr)
+    return lr
 
 
 def set_hyperparameters(opt: torch.optim.Optimizer, lr: float, weight_decay: float, peak_lr: float) -> None:

@@ -24,10 +24,10 @@ from .compute import device_name, peak_memory_mb
 from .ema import ema_update
 from .metrics_log import MetricsLog
 from .online_head import OnlineLinear
-from .optim import build_optimizer, clip_gradients, set_hyperparameters
+from .optim import build_optimizer, clip_gradients, schedule_step
 from .prefetch import prepared_batches
 from .progress import Progress
-from .schedules import cosine_weight_decay, scaled_lr, warmup_cosine
+from .schedules import scaled_lr, warmup_cosine
 
 
 def channels_last_safe(model: nn.Module, device: torch.device) -> bool:
@@ -257,7 +257,7 @@ def model_step(loop: _Loop, views: list[torch.Tensor], labels: torch.Tensor, pai
     """Optimizer step number `step` (0-based) of the schedule on ready views: (loss, lr, tau; None without EMA
     pairs). No host sync, except torch's own in a float16 GradScaler's step (its inf check calls .item())."""
     s, model, opt, scaler = loop.s, loop.model, loop.opt, loop.scaler
-    lr = set_schedules(loop, step)
+    lr = schedule_step(opt, s.optim, step, loop.total, loop.warmup, loop.peak)
     capture = loop.head.capture() if loop.head is not None else contextlib.nullcontext()
     with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32, enabled=s.amp_dtype is not None), \
             capture:
@@ -277,16 +277,6 @@ def model_step(loop: _Loop, views: list[torch.Tensor], labels: torch.Tensor, pai
     if loop.head is not None:  # after the model's step: nothing it does can reach the encoder's update
         loop.head.step(labels, warmup_cosine(step, loop.total, loop.warmup, loop.head.peak))
     return out["loss"], lr, tau
-
-
-def set_schedules(loop: _Loop, step: int) -> float:
-    """This step's lr (warmup + cosine to min_lr) and weight decay (constant, or cosine to weight_decay_end) in
-    every parameter group, each scaled by its group's lr_scale / wd_scale; returns the lr."""
-    o = loop.s.optim
-    lr = warmup_cosine(step, loop.total, loop.warmup, loop.peak, o.get("min_lr", 0.0))
-    wd = cosine_weight_decay(step, loop.total, o["weight_decay"], o.get("weight_decay_end"))
-    set_hyperparameters(loop.opt, lr, wd, loop.peak)
-    return lr
 
 
 def _end_epoch(loop: _Loop, row: dict[str, Any], epoch: int) -> None:
