@@ -1,4 +1,5 @@
-"""Any timm model as a feature extractor, with the small-image ResNet stem (CIFAR-style)."""
+"""Any timm model as a feature extractor, with the small-image ResNet stem (CIFAR-style); timm ViTs get the
+token API of backbones/vit.py and the suite's image size."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +10,8 @@ from torch import nn
 
 from ssl_bench.errors import UserError
 from ssl_bench.registry import register_backbone
+
+from ssl_bench.backbones.vit import vit_kwargs, with_token_api
 
 
 def _small_stem(model: nn.Module) -> bool:
@@ -70,6 +73,8 @@ def timm_backbone(model: str, in_chans: int = 3, image_size: int = 224, small_st
     """Build `timm.create_model(model, num_classes=0)`; the result exposes `num_features`.
 
     small_stem: "auto" switches ResNet-like stems to 3x3/stride 1/no max-pool at image_size <= 64.
+    A model whose input size is fixed at build time (timm's `fixed_input_size`: ViT, DeiT, Swin, ...) is built
+    for `image_size` unless kwargs set `img_size`; a timm VisionTransformer gets the token API (backbones/vit.py).
     """
     if model not in timm.list_models() and model not in timm.list_models(pretrained=True):
         known = timm.list_models()
@@ -79,13 +84,19 @@ def timm_backbone(model: str, in_chans: int = 3, image_size: int = 224, small_st
         raise UserError(f"unknown timm model '{model}'; closest timm names: {', '.join(close) or '(none)'}"
                         " (see timm.list_models())")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    if "img_size" not in kwargs and takes_img_size(model):
+        kwargs["img_size"] = image_size
     if pretrained and "stem_width" in kwargs:
         raise UserError(f"timm model '{model}': stem_width={kwargs['stem_width']} with pretrained=true would "
                         "replace the pretrained stem; allowed: one of the two")
     try:
+        if vit_kwargs(kwargs) != kwargs and _builds_vit(model, in_chans, kwargs):
+            kwargs = vit_kwargs(kwargs)
         net = timm.create_model(model, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
     except TypeError as exc:
         raise UserError(f"timm model '{model}' rejected its keyword arguments {sorted(kwargs)}: {exc}") from exc
+    if isinstance(net, timm.models.VisionTransformer):
+        net = with_token_api(net, model)
     use_small = (image_size <= 64) if small_stem == "auto" else bool(small_stem)
     net.small_stem = _small_stem(net) if use_small else False
     if "stem_width" in kwargs and not isinstance(getattr(net, "conv1", None), nn.Sequential):
@@ -94,6 +105,22 @@ def timm_backbone(model: str, in_chans: int = 3, image_size: int = 224, small_st
                             "(conv1, bn1, layer1); allowed: leave stem_width out for this model")
     net.num_features = int(net.num_features)
     return net
+
+
+def takes_img_size(model: str) -> bool:
+    """timm's own rule: a model whose pretrained config says `fixed_input_size` takes an `img_size` argument
+    that fixes its input size, and is built at the config's 224 unless told otherwise (timm _builder.py,
+    _update_default_model_kwargs)."""
+    cfg = timm.models.get_pretrained_cfg(model)
+    return bool(cfg is not None and cfg.fixed_input_size)
+
+
+def _builds_vit(model: str, in_chans: int, kwargs: dict[str, Any]) -> bool:
+    """Whether `model` is a timm VisionTransformer (built on the meta device: no memory, no weights)."""
+    probe_kwargs = {k: v for k, v in kwargs.items() if k != "pretrained_cfg_overlay"}
+    with torch.device("meta"):
+        probe = timm.create_model(model, pretrained=False, num_classes=0, in_chans=in_chans, **probe_kwargs)
+    return isinstance(probe, timm.models.VisionTransformer)
 
 
 @torch.no_grad()

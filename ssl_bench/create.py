@@ -83,31 +83,69 @@ def check_backbone_name(name: str, field: str) -> None:
                     f"({', '.join(BACKBONES.names())}) or a timm model name; closest: {', '.join(close) or '(none)'}")
 
 
-def check_backbone_build(name: str, kwargs: dict, small_stem: bool | str, field: str) -> None:
+def check_backbone_build(name: str, kwargs: dict, small_stem: bool | str, field: str,
+                         inputs: list[tuple[int, str]] | None = None) -> None:
     """Validation: build a timm backbone on the meta device (no memory, no download, ~0.1 s), so that keyword
-    arguments timm rejects fail now, naming `field` (the suite's backbones[i].kwargs)."""
+    arguments timm rejects fail now, naming `field` (the suite's backbones[i].kwargs).
+
+    `inputs`: (image size, "datasets[j] 'name'") of each image size the suite trains at; the backbone is built
+    for each (timm models with a fixed input size take it) and run on a meta batch of that size, which must
+    give (batch, num_features). Without them it is built at 32 px and not run."""
     import warnings
 
     import torch
 
-    from ssl_bench.errors import UserError
-
     if name != TIMM and name in BACKBONES:  # a plugin backbone may not support the meta device: built at run time
         return
     kwargs = {**kwargs, "pretrained": False}  # weights are not needed to check the architecture
-    try:
+    for size, where in inputs or [(32, None)]:
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")  # e.g. "initializing zero-element tensors": one line on stderr only
-            net = create_backbone(name, in_chans=3, image_size=32, small_stem=small_stem, **kwargs)
+            net = _meta_build(name, kwargs, small_stem, size, where, field)
+            _check_stage_count(name, kwargs, net, field)
+            if where is not None:
+                _check_forward(net, name, size, where, field)
+
+
+def _meta_build(name: str, kwargs: dict, small_stem: bool | str, size: int, where: str | None,
+                field: str) -> nn.Module:
+    from ssl_bench.errors import UserError
+
+    at = f" for the {size} px images of {where}" if where else ""
+    try:
+        net = create_backbone(name, in_chans=3, image_size=size, small_stem=small_stem, **kwargs)
     except Exception as exc:  # timm raises TypeError, ValueError, AssertionError, ... for bad arguments
         msg = str(exc) if isinstance(exc, UserError) else \
-            f"timm model '{name}' cannot be built with these kwargs: {type(exc).__name__}: {exc}"
+            f"timm model '{name}' cannot be built with these kwargs{at}: {type(exc).__name__}: {exc}"
         raise UserError(f"{field}: {msg}; allowed: keyword arguments of timm.create_model('{name}')".replace(
             "\n", " ")) from None
     empty = [n for n, p in net.named_parameters() if p.numel() == 0]
     if empty:
-        raise UserError(f"{field}: timm model '{name}' gets a zero-sized layer ({empty[0]}); allowed: widths >= 1")
-    _check_stage_count(name, kwargs, net, field)
+        raise UserError(f"{field}: timm model '{name}' gets a zero-sized layer ({empty[0]}){at}; allowed: widths "
+                        ">= 1 (and for a ViT, a patch_size at most the image size)")
+    return net
+
+
+def _check_forward(net: nn.Module, name: str, size: int, where: str, field: str) -> None:
+    """A meta batch of the run's image size through the backbone: (2, num_features) or a one-line error naming
+    the backbone (its field without `.kwargs`), the dataset and what would fit."""
+    import torch
+
+    from ssl_bench.errors import UserError
+
+    backbone = field.removesuffix(".kwargs")
+    try:
+        out = net(torch.zeros(2, 3, size, size))
+    except Exception as exc:  # e.g. timm's "Input height (32) doesn't match model (224)"
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"{backbone}: '{name}' cannot take the {size}x{size} images of {where} "
+                        f"({type(exc).__name__}: {first}); allowed: kwargs that fit {size} px (leave img_size out: "
+                        f"the suite's image size is passed to timm models that take one) or another "
+                        f"{where.split(' ')[0]}.image_size") from None
+    if tuple(out.shape) != (2, net.num_features):
+        raise UserError(f"{backbone}: '{name}' gives features of shape {tuple(out.shape)} for a batch of 2 "
+                        f"{size} px images of {where}; allowed: a backbone whose forward gives (batch, "
+                        f"num_features={net.num_features})")
 
 
 def _check_stage_count(name: str, kwargs: dict, net: object, field: str) -> None:

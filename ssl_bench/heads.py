@@ -86,15 +86,19 @@ class MoCoV2Head(MLPHead):
 
 
 class MoCoV3Projector(MLPHead):
-    """MoCo v3 projector [M3]: Linear(no bias)-BN-ReLU-Linear(no bias)-BN(affine=False)."""
+    """MoCo v3 projector [M3 builder.py _build_mlp]: (Linear(no bias)-BN-ReLU) x (num_layers - 1), then
+    Linear(no bias)-BN(affine=False); 2 layers for ResNets (MoCo_ResNet), 3 for ViTs (MoCo_ViT)."""
 
-    def __init__(self, in_dim: int, hidden_dim: int = 4096, out_dim: int = 256):
-        super().__init__([_hidden(in_dim, hidden_dim, bias=False),
-                          Block(hidden_dim, out_dim, batch_norm=True, bias=False, bn_affine=False)])
+    def __init__(self, in_dim: int, hidden_dim: int = 4096, out_dim: int = 256, num_layers: int = 2):
+        dims = [in_dim] + [hidden_dim] * (num_layers - 1)
+        super().__init__([_hidden(a, b, bias=False) for a, b in zip(dims, dims[1:])]
+                         + [Block(dims[-1], out_dim, batch_norm=True, bias=False, bn_affine=False)])
 
 
 class MoCoV3Predictor(MLPHead):
-    """MoCo v3 predictor [M3]: Linear-BN-ReLU-Linear."""
+    """MoCo v3 predictor [M3 builder.py]: Linear-BN-ReLU-Linear, all without bias; for ViTs (MoCo_ViT) the
+    last Linear is followed by BN(affine=False) as in the projector (_build_mlp's default last_bn=True)."""
 
-    def __init__(self, in_dim: int = 256, hidden_dim: int = 4096, out_dim: int = 256):
-        super().__init__([_hidden(in_dim, hidden_dim, bias=False), Block(hidden_dim, out_dim, bias=False)])
+    def __init__(self, in_dim: int = 256, hidden_dim: int = 4096, out_dim: int = 256, last_bn: bool = False):
+        super().__init__([_hidden(in_dim, hidden_dim, bias=False),
+                          Block(hidden_dim, out_dim, batch_norm=last_bn, bias=False, bn_affine=False)])

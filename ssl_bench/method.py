@@ -22,6 +22,17 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     "exclude_bias_and_norm": True,  # from weight decay and LARS adaptation
     "betas": [0.9, 0.999],  # adamw only
 }
+# Added for ViT recipes (engine/optim.py, schedules.py, layer_decay.py). A run's config hash holds them only
+# where they differ from these defaults (run_config.RunSpec.config), so runs from before them keep their ids.
+VIT_OPTIM_DEFAULTS: dict[str, Any] = {
+    "exclude_tokens": True,  # no decay for the position embedding and class / register tokens (no_weight_decay)
+    "weight_decay_end": None,  # None: constant; else cosine from weight_decay to this [DINO main_dino.py]
+    "min_lr": 0.0,  # the lr cosine's final value, not scaled by the batch [DINO main_dino.py --min_lr]
+    "clip_grad": None,  # None: off; else the largest gradient norm [DINO --clip_grad 3.0]
+    "clip_mode": "total",  # total: joint norm (torch clip_grad_norm_); per_param: each tensor's (DINO utils.py)
+    "layer_decay": 1.0,  # layer-wise lr decay for ViTs [MAE lr_decay.py]; 1.0: off
+}
+OPTIM_DEFAULTS.update(VIT_OPTIM_DEFAULTS)
 
 
 class Method(nn.Module):

@@ -95,6 +95,7 @@ class DatasetInfo:
     order: float | None = None  # place along a table axis (BYOL Table 3's column order); None: after those set
     train_size: int | None = None  # official train-split size, an upper bound known without the files
     embedded: bool | None = None  # ships inside an installed package: loading it to count is cheap
+    image_size: int | None = None  # side of the stored images, known without the files (bundle.native_size)
 
     @property
     def display(self) -> str:
@@ -106,7 +107,7 @@ class DatasetInfo:
 
     def updated(self, other: "DatasetInfo") -> "DatasetInfo":
         """This info with the fields `other` sets."""
-        return replace(self, **{f: getattr(other, f) for f in ("label", "metric", "order", "train_size", "embedded")
+        return replace(self, **{f: getattr(other, f) for f in ("label", "metric", "order", "train_size", "embedded", "image_size")
                                 if getattr(other, f) is not None})
 
 
@@ -123,14 +124,14 @@ register_evaluation = EVALUATIONS.register
 
 def register_dataset(name: str | None = None, *, label: str | None = None, metric: str | None = None,
                      order: float | None = None, train_size: int | None = None, embedded: bool | None = None,
-                     override: bool = False) -> Callable[[T], T]:
+                     image_size: int | None = None, override: bool = False) -> Callable[[T], T]:
     """Register a dataset loader and declare, in the same line, its display label, headline metric, table
-    order and train-split size (see DatasetInfo). Fields left out keep what `declare_dataset` said, if anything."""
+    order, train-split and image size (see DatasetInfo). Fields left out keep what `declare_dataset` said, if anything."""
 
     def deco(fn: T) -> T:
         key = name or getattr(fn, "name", None) or fn.__name__  # type: ignore[attr-defined]
         DATASETS.register(key, override=override)(fn)
-        _declare(DatasetInfo(key, label, metric, order, train_size, embedded), wins=True)
+        _declare(DatasetInfo(key, label, metric, order, train_size, embedded, image_size), wins=True)
         return fn
 
     return deco

@@ -117,8 +117,8 @@ def room(module: str) -> str:
     parts = module.split(".")
     if len(parts) > 1 and parts[1] in ROOMS:
         return parts[1]
-    if parts[-1] == "__main__":
-        return "cli"
+    if parts[-1] in ("__main__", "api"):
+        return "cli"  # the interfaces: the command line and the notebook API
     return "foundation" if len(parts) == 1 or parts[1] in FOUNDATION else "contracts"
 
 

@@ -2,7 +2,10 @@
 
 Every public loss is re-exported here, so `from ssl_bench.methods.losses import byol_loss` keeps working."""
 from ssl_bench.methods.losses.byol import byol_loss, byol_regression_loss
+from ssl_bench.methods.losses.ijepa import ijepa_loss, ijepa_targets
+from ssl_bench.methods.losses.mae import mae_loss, patchify
 from ssl_bench.methods.losses.moco import moco_v2_logits, moco_v2_loss, moco_v3_loss
 from ssl_bench.methods.losses.nt_xent import nt_xent_loss
 
-__all__ = ["byol_loss", "byol_regression_loss", "moco_v2_logits", "moco_v2_loss", "moco_v3_loss", "nt_xent_loss"]
+__all__ = ["byol_loss", "byol_regression_loss", "ijepa_loss", "ijepa_targets", "mae_loss", "moco_v2_logits",
+           "moco_v2_loss", "moco_v3_loss", "nt_xent_loss", "patchify"]

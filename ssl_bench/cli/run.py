@@ -74,7 +74,7 @@ def suite_problems(out: Path) -> str | None:
     rows = [r for r in _rows_of(out, {s["run_id"] for s in states})]
     failed = sum(r.get("status") not in ("ok", "collapsed", "skipped") for r in rows)  # skipped: not applicable
     collapsed = sum(r.get("status") == "collapsed" for r in rows)
-    unfinished = sum(s["state"] in ("pending", "running") for s in states)
+    unfinished = sum(s["state"] in ("pending", "running") or bool(s.get("unrecorded")) for s in states)
     if not (failed or collapsed or unfinished):
         return None
     left = f", {unfinished} run(s) unfinished (see ssl-bench status {out})" if unfinished else ""

@@ -80,6 +80,23 @@ def check_batch_size(suite: Suite) -> None:
                                                        f"'{d.name}' has {size} images)")
 
 
+def backbone_inputs(datasets: list[DatasetSpec], data_root: str | None) -> list[tuple[int, str]]:
+    """(image size, "datasets[j] 'name'") for each distinct size the suite's runs train at (image_size, else the
+    data's own size where it is known without the files), so that validation builds and runs each backbone at
+    it (create.check_backbone_build)."""
+    inputs: dict[int, str] = {}
+    for j, d in enumerate(datasets):
+        try:
+            size = d.image_size or native_image_size(d.name, data_root, d.params)
+        except DatasetUnavailableError:
+            continue  # missing files are reported by the run, as failed rows
+        except UserError as exc:
+            raise _dataset_error(exc, d.name, f"datasets[{j}]") from None
+        if size is not None:
+            inputs.setdefault(size, f"datasets[{j}] '{d.name}'")
+    return [(size, where) for size, where in inputs.items()]
+
+
 def check_pretrain_needs(suite: Suite) -> None:
     """An evaluation that reads back what pretraining wrote declares the `pretrain` options it needs in
     `requires_pretrain` (knn_max: the kNN monitor's curve; online_linear: the online head). Listing it with the
@@ -108,3 +125,43 @@ def train_split_size(name: str, root: str | None, params: dict[str, Any]) -> int
     if info is not None and info.embedded:
         return len(create_dataset(name, root, False, **params).train)
     return info.train_size if info is not None else None
+
+
+def check_layer_decay(suite: Suite) -> None:
+    """optim.layer_decay < 1 scales the lr per ViT block: refuse it for a backbone without any (a CNN)."""
+    import torch
+
+    from ssl_bench.backbones.vit import is_vit
+    from ssl_bench.create import create_backbone
+
+    decayed = [(i, m) for i, m in enumerate(suite.methods) if m.trained and m.optim["layer_decay"] != 1.0]
+    for i, m in decayed:
+        for j, b in enumerate(suite.backbones):
+            try:
+                with torch.device("meta"):
+                    net = create_backbone(b.name, in_chans=3, image_size=224, small_stem=b.small_stem,
+                                          **{**b.kwargs, "pretrained": False})
+            except Exception:  # noqa: BLE001 - a plugin backbone that cannot be built on meta: the run checks
+                continue
+            if not is_vit(net):
+                raise v.fail(f"methods[{i}].optim.layer_decay", m.optim["layer_decay"],
+                             f"1.0 (off) with backbones[{j}] '{b.name}', which has no ViT blocks")
+
+
+def native_image_size(name: str, root: str | None, params: dict[str, Any]) -> int | None:
+    """The image size a run of `name` trains at when the suite gives none (its bundle's native_size), for
+    validation; None where it is unknown without the data. Folder datasets are decoded to 224 px views (or
+    load_size when smaller: data/bundle.py)."""
+    from ssl_bench.create import create_dataset
+    from ssl_bench.data.bundle import FOLDER_VIEW_SIZE
+    from ssl_bench.data.datasets import dataset_params
+    from ssl_bench.registry import DATASET_INFO, DATASETS
+
+    info = DATASET_INFO.get(name) if name in DATASETS else None
+    if info is not None and info.embedded:
+        return create_dataset(name, root, False, **params).native_size
+    if info is not None and info.image_size:
+        return info.image_size
+    if "load_size" in dataset_params(name):
+        return min(FOLDER_VIEW_SIZE, params.get("load_size") or FOLDER_VIEW_SIZE)
+    return None

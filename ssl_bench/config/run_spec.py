@@ -6,8 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ssl_bench.engine.device import resolved_amp_name
 from ssl_bench.config.spec import BackboneSpec, DatasetSpec, MethodSpec, Suite
+from ssl_bench.engine.device import resolved_amp_name
+from ssl_bench.method import VIT_OPTIM_DEFAULTS
 
 # Settings that change what is trained; device, workers and logging do not.
 TRAINING_KEYS = ("batch_size", "amp", "sync_bn")
@@ -27,7 +28,7 @@ class RunSpec:
 
     def config(self) -> dict[str, Any]:
         return {
-            "method": self.method.name, "params": self.method.params, "optim": self.method.optim,
+            "method": self.method.name, "params": self.method.params, "optim": _hashed_optim(self.method.optim),
             "views": self.method.views, "blur_small_images": self.method.blur_small_images,
             "epochs": self.method.epochs, "backbone": self.backbone.name, "backbone_kwargs": self.backbone.kwargs,
             "small_stem": self.backbone.small_stem, "dataset": self.dataset.name,
@@ -53,6 +54,11 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         return f"{self.method.label}-{self.backbone.label}-{self.dataset.name}-s{self.seed}-{self.config_hash[:8]}"
+
+
+def _hashed_optim(optim: dict[str, Any]) -> dict[str, Any]:
+    """The optim recipe without the ViT-recipe keys left at their defaults (they were added later)."""
+    return {k: v for k, v in optim.items() if not (k in VIT_OPTIM_DEFAULTS and v == VIT_OPTIM_DEFAULTS[k])}
 
 
 def expand(suite: Suite, amp: str | None = None) -> list[RunSpec]:

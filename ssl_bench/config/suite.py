@@ -1,6 +1,7 @@
 """Suite YAML -> a typed, validated Suite. Nothing runs and nothing is written before this passes."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -88,9 +89,29 @@ def _check_optim(optim: dict, field: str) -> None:
     v.as_float(optim["weight_decay"], f"{field}.weight_decay", 0.0)
     v.as_float(optim["momentum"], f"{field}.momentum", 0.0, 1.0)
     v.as_float(optim["warmup_epochs"], f"{field}.warmup_epochs", 0.0)
+    _check_vit_optim(optim, field)
 
 
-def _backbone(item: Any, field: str) -> BackboneSpec:
+def _check_vit_optim(optim: dict, field: str) -> None:
+    """The ViT-recipe fields (method.VIT_OPTIM_DEFAULTS): wd schedule, min lr, clipping, layer decay."""
+    v.as_bool(optim["exclude_bias_and_norm"], f"{field}.exclude_bias_and_norm")
+    v.as_bool(optim["exclude_tokens"], f"{field}.exclude_tokens")
+    if optim["weight_decay_end"] is not None:
+        v.as_float(optim["weight_decay_end"], f"{field}.weight_decay_end", 0.0)
+    v.as_float(optim["min_lr"], f"{field}.min_lr", 0.0)
+    if optim["clip_grad"] is not None and not _in(optim["clip_grad"], 0.0, math.inf):
+        raise v.fail(f"{field}.clip_grad", optim["clip_grad"], "a number > 0, or null (no clipping)")
+    v.as_str(optim["clip_mode"], f"{field}.clip_mode", ("total", "per_param"))
+    if not _in(optim["layer_decay"], 0.0, 1.0):
+        raise v.fail(f"{field}.layer_decay", optim["layer_decay"], "a number in (0, 1]; 1.0: off")
+
+
+def _in(x: Any, lo: float, hi: float) -> bool:
+    """A finite number in (lo, hi] (not a bool)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and lo < x <= hi
+
+
+def _backbone(item: Any, field: str, inputs: list[tuple[int, str]]) -> BackboneSpec:
     name, d = _entry(item, field, ["kwargs", "small_stem", "label", "pretrained", "pretrained_file"])
     from ssl_bench.create import check_backbone_build, check_backbone_name
 
@@ -100,7 +121,7 @@ def _backbone(item: Any, field: str) -> BackboneSpec:
     if stem != "auto" and not isinstance(stem, bool):
         raise v.fail(f"{field}.small_stem", stem, "auto, true or false")
     label = v.as_safe_name(d.get("label", name), f"{field}.label" if "label" in d else f"{field}.name")
-    check_backbone_build(name, kwargs, stem, f"{field}.kwargs")
+    check_backbone_build(name, kwargs, stem, f"{field}.kwargs", inputs)
     return BackboneSpec(name, kwargs, stem, label)
 
 
@@ -180,11 +201,13 @@ def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
         raise v.fail("methods", labels, "distinct entries: give repeated methods distinct `label:`s")
+    datasets = [_dataset(d, f"datasets[{i}]") for i, d in enumerate(_nonempty(raw, "datasets"))]
+    inputs = checks.backbone_inputs(datasets, data_root)  # backbones are built and run at these sizes
     suite = Suite(
         name=name, path=path, seeds=seeds, plugins=plugins,
         methods=methods,
-        backbones=[_backbone(b, f"backbones[{i}]") for i, b in enumerate(_nonempty(raw, "backbones"))],
-        datasets=[_dataset(d, f"datasets[{i}]") for i, d in enumerate(_nonempty(raw, "datasets"))],
+        backbones=[_backbone(b, f"backbones[{i}]", inputs) for i, b in enumerate(_nonempty(raw, "backbones"))],
+        datasets=datasets,
         evaluations=[_evaluation(e, f"evaluations[{i}]") for i, e in enumerate(_nonempty(raw, "evaluations"))],
         pretrain=pretrain, output=output, data_root=data_root,
         download=v.as_bool(raw.get("download", False), "download"),
@@ -193,6 +216,7 @@ def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
     )
     checks.check_distinct(suite.datasets, suite.evaluations)
     checks.check_pretrain_needs(suite)
+    checks.check_layer_decay(suite)
     checks.check_batch_size(suite)  # last: it may load a small embedded dataset
     return suite
 

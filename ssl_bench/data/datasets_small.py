@@ -87,7 +87,7 @@ def _fashion_files(root: str) -> dict[str, Path] | None:
     return None
 
 
-@register_dataset("fashion_mnist", label="Fashion-MNIST", train_size=60000)
+@register_dataset("fashion_mnist", label="Fashion-MNIST", train_size=60000, image_size=28)
 def load_fashion_mnist(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                        split_seed: int = 0, train_size: int | None = None) -> DatasetBundle:
     """Fashion-MNIST, official 60k train / 10k test, read from idx files (no network unless download).

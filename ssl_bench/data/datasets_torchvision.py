@@ -53,7 +53,7 @@ def _cifar(name: str, cls_name: str, folder: str, files: list[str], archive: str
     return pretrain_on_val_holdout(bundle, pretrain_on_val, name)  # solo-learn, lightly: all 50k pretrain
 
 
-@register_dataset("cifar10", label="CIFAR-10", order=2, train_size=50000)  # order: BYOL Table 3 column (datasets_transfer)
+@register_dataset("cifar10", label="CIFAR-10", order=2, train_size=50000, image_size=32)  # order: BYOL Table 3 column (datasets_transfer)
 def load_cifar10(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                  split_seed: int = 0, train_size: int | None = None, pretrain_on_val: bool = False) -> DatasetBundle:
     files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
@@ -61,7 +61,7 @@ def load_cifar10(root: str, download: bool = False, val_fraction: float = 0.1, t
                   download, val_fraction, test_fraction, split_seed, train_size, pretrain_on_val)
 
 
-@register_dataset("cifar100", label="CIFAR-100", order=3, train_size=50000)
+@register_dataset("cifar100", label="CIFAR-100", order=3, train_size=50000, image_size=32)
 def load_cifar100(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                   split_seed: int = 0, train_size: int | None = None, pretrain_on_val: bool = False) -> DatasetBundle:
     return _cifar("cifar100", "CIFAR100", "cifar-100-python", ["train", "test", "meta"], "cifar-100-python.tar.gz",
@@ -78,7 +78,7 @@ def _stl_labels(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.fromfile(path, dtype=np.uint8).astype(np.int64) - 1)  # stored 1..10
 
 
-@register_dataset("stl10", label="STL-10", train_size=5000)
+@register_dataset("stl10", label="STL-10", train_size=5000, image_size=96)
 def load_stl10(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                split_seed: int = 0, unlabeled: bool = False) -> DatasetBundle:
     """STL-10 labelled train (5k) / test (8k) at 96 px. With unlabeled=True the 100k unlabelled images are

@@ -24,7 +24,7 @@ from ssl_bench.engine.device import device_name, peak_memory_mb
 from ssl_bench.engine.ema import ema_update
 from ssl_bench.engine.metrics_log import MetricsLog
 from ssl_bench.engine.online_head import OnlineLinear
-from ssl_bench.engine.optim import build_optimizer
+from ssl_bench.engine.optim import build_optimizer, clip_gradients, schedule_step
 from ssl_bench.engine.prefetch import prepared_batches
 from ssl_bench.engine.progress import Progress
 from ssl_bench.engine.schedules import scaled_lr, warmup_cosine
@@ -257,15 +257,17 @@ def model_step(loop: _Loop, views: list[torch.Tensor], labels: torch.Tensor, pai
     """Optimizer step number `step` (0-based) of the schedule on ready views: (loss, lr, tau; None without EMA
     pairs). No host sync, except torch's own in a float16 GradScaler's step (its inf check calls .item())."""
     s, model, opt, scaler = loop.s, loop.model, loop.opt, loop.scaler
-    lr = warmup_cosine(step, loop.total, loop.warmup, loop.peak)
-    for group in opt.param_groups:
-        group["lr"] = lr
+    lr = schedule_step(opt, s.optim, step, loop.total, loop.warmup, loop.peak)
     capture = loop.head.capture() if loop.head is not None else contextlib.nullcontext()
     with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32, enabled=s.amp_dtype is not None), \
             capture:
         out = loop.net(views, labels if model.needs_labels else None)
     opt.zero_grad(set_to_none=True)
     scaler.scale(out["loss"]).backward()
+    if s.optim.get("clip_grad") is not None:  # on the true gradients: unscaled first [DINO main_dino.py]
+        scaler.unscale_(opt)
+        clip_gradients((p for g in opt.param_groups for p in g["params"]), s.optim["clip_grad"],
+                       s.optim.get("clip_mode", "total"))
     scaler.step(opt)
     scaler.update()
     tau = None

@@ -1,16 +1,21 @@
 """Turn an evaluation's rows into result records (with the run's shared fields) and append them to the ledger."""
 from __future__ import annotations
 
+import sys
+import traceback
+from pathlib import Path
 from typing import Any
 
 from ssl_bench import distributed as dist
 from ssl_bench.config.budget import kind_value
-from ssl_bench.run.ledger import ResultsStore, now, versions
 from ssl_bench.config.run_spec import RunSpec
 from ssl_bench.config.spec import EvalSpec
+from ssl_bench.errors import DISK_ERRNOS
+from ssl_bench.run.ledger import ResultsStore, now, versions
 
 
 say = dist.say  # re-exported: progress lines print once per process group
+CRASH_FILE = "error.txt"  # RUN/error.txt: the traceback of a run that raised (removed when the run starts again)
 
 
 class RunRecorder:
@@ -50,6 +55,25 @@ class RunRecorder:
         for e, key in todo:
             self.record([{"status": "failed", "error": msg}], e, key, 0.0)
 
+    def crashed(self, exc: Exception, todo: list[tuple[EvalSpec, str]], run_dir: Path, alone: bool = False) -> None:
+        """A run that raised: the traceback goes to RUN/error.txt and, in one process, its rows are recorded as
+        failed with the reason (`ssl-bench status` shows it, --resume retries it) and the suite goes on. Under
+        torchrun the error is raised again without rows (a rank whose peer died fails in a collective: not this
+        run's fault; status reads error.txt), unless this rank runs alone (`alone`: evaluations, on rank 0).
+        A full output disk is not caught."""
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+            raise exc
+        reason = crash_reason(exc)
+        grouped = dist.world_size() > 1 and not alone
+        if dist.is_main():
+            (run_dir / CRASH_FILE).write_text("".join(traceback.format_exception(exc)))
+            then = "raised again (torchrun)" if grouped else "recorded as failed rows; going on"
+            print(f"warning: {self.spec.run_id} {reason}; {then} (traceback: {run_dir / CRASH_FILE})",
+                  file=sys.stderr, flush=True)
+        if grouped:
+            raise exc
+        self.fail_all(todo, f"{reason} (traceback: runs/{self.spec.run_id}/{CRASH_FILE})")
+
     def _record(self, row: dict[str, Any], e: EvalSpec, key: str, wall: float) -> dict[str, Any]:
         row = dict(row)
         frozen = bool(row.pop("uses_frozen_encoder", True))
@@ -63,3 +87,17 @@ class RunRecorder:
                "eval_params": e.params, "wall_time_s": wall, "timestamp": now()}
         rec["extra"] = row.pop("extra", {}) | row | {"uses_frozen_encoder": frozen}
         return rec
+
+
+def one_line(exc: Exception) -> str:
+    """`Type: message`; a DataLoader worker's re-raised error keeps only its last line (the original message)."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        text = [line for line in text.splitlines() if line.strip()][-1]
+    return f"{type(exc).__name__}: {text}"
+
+
+def crash_reason(exc: BaseException | str) -> str:
+    """`crashed: Type: first line of the message` (from an exception, or the last line of a traceback)."""
+    text = exc if isinstance(exc, str) else one_line(exc)
+    return f"crashed: {(text.strip().splitlines() or [''])[0][:300]}"

@@ -37,7 +37,7 @@ from ssl_bench.registry import METHODS
 from ssl_bench.run.ledger import ResultsStore
 from ssl_bench.config.run_spec import RunSpec, eval_key
 from ssl_bench.jsonl import write_text_atomic
-from ssl_bench.run.recorder import RunRecorder, say
+from ssl_bench.run.recorder import CRASH_FILE, RunRecorder, one_line, say
 from ssl_bench.config.spec import EvalSpec, Suite
 from ssl_bench.engine.sync_batchnorm import convert_sync_batchnorm
 
@@ -99,6 +99,7 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     if dist.is_main():  # this process holds the run: what a crashed writer left is garbage
         checkpoint.clean_run_tmp(run_dir)
+        (run_dir / CRASH_FILE).unlink(missing_ok=True)  # a crash of an earlier attempt: this one starts over
     recorder = RunRecorder(spec, env.store, env.suite.name)
     say(f"[run] {spec.run_id}")
     try:
@@ -110,7 +111,14 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
     except UserError as exc:  # e.g. a released checkpoint that does not fit this backbone: this run only
         print(f"warning: {spec.run_id}: {exc}", file=sys.stderr, flush=True)
         return recorder.fail_all(todo, str(exc))
-    stats, error = pretrain_or_load(built, env, run_dir)
+    except Exception as exc:  # noqa: BLE001 - a bug or an unexpected input: this run fails, visibly
+        return recorder.crashed(exc, todo, run_dir)
+    try:
+        stats, error = pretrain_or_load(built, env, run_dir)
+    except UserError:  # a suite mistake only the data shows (e.g. pretrain.knn_monitor on multi-label data)
+        raise
+    except Exception as exc:  # noqa: BLE001
+        return recorder.crashed(exc, todo, run_dir)
     recorder.extra = {"image_size": built.image_size, "split_info": bundle.split_info,
                       "pretrain_time_s": (stats or {}).get("train_time_s", 0.0), **built.method.record_info(),
                       **compute_record(stats, spec.pretrain["batch_size"], env.device),
@@ -119,9 +127,15 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
         return recorder.fail_all(todo, error)
     if dist.is_main():  # evaluations run once, on rank 0 alone; the other ranks wait at the barrier below
         with dist.local_only():
-            ctx, score = freeze_for_evaluation(built, env, run_dir)
-            recorder.set_collapse_score(score, collapsed=score < COLLAPSE_THRESHOLD)
-            evaluate_all(todo, ctx, recorder, spec.seed)
+            try:
+                ctx, score = freeze_for_evaluation(built, env, run_dir)
+            except UserError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - rank 0 alone: the others wait at the barrier
+                recorder.crashed(exc, todo, run_dir, alone=True)
+            else:
+                recorder.set_collapse_score(score, collapsed=score < COLLAPSE_THRESHOLD)
+                evaluate_all(todo, ctx, recorder, spec.seed)
     dist.barrier()
 
 
@@ -247,19 +261,11 @@ def run_evaluation(e: EvalSpec, ctx: EvalContext, seed: int) -> list[dict[str, A
     except Exception as exc:  # noqa: BLE001 - KeyboardInterrupt / SystemExit are BaseExceptions: not caught
         if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
             raise
-        error = _one_line(exc)
+        error = one_line(exc)
     if dist.is_main():
         print(f"warning: evaluation {e.name} failed ({(error.splitlines() or [''])[0][:200]}); recorded as a "
               "failed row, going on", file=sys.stderr, flush=True)
     return [{"status": "failed", "error": error}]
-
-
-def _one_line(exc: Exception) -> str:
-    """`Type: message`; a DataLoader worker's re-raised error keeps only its last line (the original message)."""
-    text = str(exc)
-    if "Original Traceback" in text:
-        text = [line for line in text.splitlines() if line.strip()][-1]
-    return f"{type(exc).__name__}: {text}"
 
 
 def seed_everything(seed: int) -> None:

@@ -49,7 +49,21 @@ def _run_state(out: Path, run: dict[str, Any], keys: list[str], complete: dict) 
         return {**state, "state": "running", "who": f"{holder.get('host')}:{holder.get('pid')}", "since": since}
     if failed:
         return {**state, "state": "failed", "reason": str(failed[0].get("error") or "")[:120]}
+    crash = _crash_line(out / "runs" / run["run_id"])
+    if crash:  # raised under torchrun, where no rows are recorded: --resume retries it
+        return {**state, "state": "failed", "reason": crash[:120], "unrecorded": True}
     return {**state, "state": "pending"}
+
+
+def _crash_line(run_dir: Path) -> str | None:
+    """The reason a run crashed, from the last line of its traceback file (run_record.CRASH_FILE)."""
+    from ssl_bench.run.recorder import CRASH_FILE, crash_reason
+
+    try:
+        lines = [x for x in (run_dir / CRASH_FILE).read_text(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return None
+    return crash_reason(lines[-1]) if lines else None
 
 
 def folder_status(out: str | os.PathLike) -> list[dict[str, Any]]:

@@ -3,7 +3,9 @@
 Loading is weights_only (a pickle that would run code is refused, never executed). The key layout is detected
 (checkpoint_formats.detect) or given; the result must cover every tensor of the backbone with the same shape,
 except a 3-channel first conv loaded into a 1-channel backbone, which is adapted as timm does
-(adapt_input_conv: summed over the colour channels). Each refusal is one line naming the file.
+(adapt_input_conv: summed over the colour channels), and a ViT's position embedding trained at another grid
+(e.g. 224 px weights in a 32 px suite), resampled to the backbone's grid as timm does when it loads weights at
+another size (resample_abs_pos_embed: bicubic, class-token rows kept). Each refusal is one line naming the file.
 """
 from __future__ import annotations
 
@@ -51,25 +53,45 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
 
 
-def _fit(enc: dict[str, torch.Tensor], target: dict[str, torch.Tensor], path: Path,
-         fmt: str) -> tuple[dict[str, torch.Tensor], str | None]:
-    """The backbone's state dict filled from `enc`; (state, note on adapted input channels)."""
+def _pos_embed_at(v: torch.Tensor, t: torch.Tensor, grid: tuple[int, int] | None) -> torch.Tensor | None:
+    """A checkpoint's (1, prefix + h*w, D) position embedding resampled to the backbone's grid, or None where
+    it is not one (not a square grid with the backbone's prefix rows)."""
+    from timm.layers import resample_abs_pos_embed
+
+    if grid is None or v.dim() != 3 or v.shape[0] != 1 or v.shape[2] != t.shape[2]:
+        return None
+    prefix = t.shape[1] - grid[0] * grid[1]  # rows for the class / register tokens (0: none, or no_embed_class)
+    side = round((v.shape[1] - prefix) ** 0.5) if v.shape[1] > prefix else 0
+    if prefix < 0 or side == 0 or side * side != v.shape[1] - prefix:
+        return None
+    return resample_abs_pos_embed(v.float(), new_size=list(grid), old_size=[side, side], num_prefix_tokens=prefix)
+
+
+def _fit(enc: dict[str, torch.Tensor], target: dict[str, torch.Tensor], path: Path, fmt: str,
+         grid: tuple[int, int] | None = None) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The backbone's state dict filled from `enc`; (state, note on what was adapted). `grid`: a ViT
+    backbone's patch grid, to which a position embedding of another grid is resampled."""
     from timm.models import adapt_input_conv
 
     missing = [k for k in target if k not in enc and not k.endswith("num_batches_tracked")]
     if missing:
         raise UserError(f"{path} ({fmt}): {len(missing)} encoder key(s) missing, first {missing[0]!r}; allowed: "
                         "a checkpoint of the suite's backbone architecture")
-    out, note = {}, None
+    out, notes = {}, []
     for k, t in target.items():
         v = enc.get(k, t)  # num_batches_tracked may be absent (converted releases): keep the backbone's
         if v.shape != t.shape and v.dim() == 4 and v.shape[1] == 3 and t.shape[1] == 1 and v.shape[0] == t.shape[0]:
-            v, note = adapt_input_conv(1, v), f"{k}: 3 input channels summed into 1 (timm adapt_input_conv)"
+            v = adapt_input_conv(1, v)
+            notes.append(f"{k}: 3 input channels summed into 1 (timm adapt_input_conv)")
+        resampled = _pos_embed_at(v, t, grid) if v.shape != t.shape and k == "pos_embed" else None
+        if resampled is not None:
+            old, v = tuple(v.shape), resampled
+            notes.append(f"{k}: resampled from {old} to {tuple(v.shape)} (timm resample_abs_pos_embed, bicubic)")
         if v.shape != t.shape:
             raise UserError(f"{path} ({fmt}): shape mismatch at {k!r}: checkpoint {tuple(v.shape)}, backbone "
                             f"{tuple(t.shape)}; allowed: a checkpoint of the suite's backbone architecture")
         out[k] = v.to(t.dtype)
-    return out, note
+    return out, "; ".join(notes) or None
 
 
 def load_encoder(backbone: nn.Module, checkpoint: str | os.PathLike, fmt: str = "auto") -> dict[str, Any]:
@@ -84,7 +106,8 @@ def load_encoder(backbone: nn.Module, checkpoint: str | os.PathLike, fmt: str = 
         raise UserError(f"params.format: bad value {fmt!r}; allowed: auto, {', '.join(sorted(FORMATS))}")
     enc, ignored = FORMATS[chosen](ckpt if isinstance(ckpt, dict) else {})
     target = backbone.state_dict()
-    state, note = _fit(enc, target, path, chosen)
+    grid = tuple(backbone.grid_size) if hasattr(backbone, "forward_tokens") else None  # a ViT (backbones/vit.py)
+    state, note = _fit(enc, target, path, chosen, grid)
     backbone.load_state_dict(state)
     extra = [k for k in enc if k not in target]
     return {"checkpoint": str(path.resolve()), "checkpoint_bytes": path.stat().st_size,
