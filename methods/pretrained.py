@@ -2,7 +2,7 @@
 
 `{name: pretrained, label: byol-official, params: {checkpoint: PATH, format: auto}}` loads the encoder of an
 official release (BYOL, SimCLR v1 converted; MoCo v2/v3), a solo-learn or lightly checkpoint, a torchvision or
-timm state dict, or an ssl-bench final.pt into the suite's backbone (key layouts: ssl_bench/checkpoint_formats.py).
+timm state dict, or an ssl-bench final.pt into the suite's backbone (key layouts: ssl_bench/weights/formats.py, a registry plugins extend).
 The record carries the file's path, size, sha256, detected format and the loaded / ignored / missing key counts.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from ssl_bench.weights.formats import FORMATS
+from ssl_bench.weights.formats import CHECKPOINT_FORMATS
 from ssl_bench.weights.load import load_encoder
 from ssl_bench.method import Method
 from ssl_bench.registry import register_method
@@ -25,7 +25,7 @@ class Pretrained(Method):
     trainable = False
     augmentation = {"views": []}
     defaults = {"checkpoint": "", "format": "auto"}
-    param_ranges = {"checkpoint": ExistingFile(), "format": OneOf(("auto", *sorted(FORMATS)))}
+    param_ranges = {"checkpoint": ExistingFile(), "format": OneOf(lambda: ("auto", *CHECKPOINT_FORMATS.names()))}
 
     def __init__(self, backbone: nn.Module, num_classes: int | None = None, **params: Any):
         super().__init__(backbone, num_classes, **params)

@@ -6,7 +6,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ssl_bench.errors import UserError
 
@@ -135,16 +135,21 @@ class ExistingFile:
 
 @dataclass(frozen=True)
 class OneOf:
-    """A declared parameter restricted to a few strings."""
+    """A declared parameter restricted to a few strings; `choices` may be a function giving them, read at check
+    time (e.g. the names of a registry that plugins extend)."""
 
-    choices: tuple[str, ...]
+    choices: tuple[str, ...] | Callable[[], Iterable[str]]
     required: bool = False
 
+    @property
+    def options(self) -> tuple[str, ...]:
+        return tuple(self.choices()) if callable(self.choices) else tuple(self.choices)
+
     def allowed(self, kind: str = "") -> str:
-        return "one of " + ", ".join(self.choices)
+        return "one of " + ", ".join(self.options)
 
     def check(self, value: Any, field: str) -> Any:
-        if value not in self.choices:
+        if value not in self.options:
             raise fail(field, value, self.allowed())
         return value
 

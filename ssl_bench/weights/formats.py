@@ -31,15 +31,50 @@ layouts, and where they come from:
                lightly's examples, `nn.Sequential(*resnet.children()[:-1])` indices (0 conv1, 1 bn1,
                4-7 layer1-4).
 Not supported yet: SimCLR v2 converted by Separius/SimCLRv2-Pytorch (its own module names).
+
+Each layout is registered with `@register_checkpoint_format(name, detect=..., priority=...)`: `auto` picks the
+layout whose `detect` accepts the checkpoint first, in priority order (a more specific layout first). A plugin adds
+a layout the same way, in its own file.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
+from ssl_bench.registry import Registry
+
 Converter = Callable[[dict[str, Any]], tuple[dict[str, torch.Tensor], list[str]]]
+
+
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """A published key layout: `convert(checkpoint) -> (encoder state dict, ignored keys)`; `detect(checkpoint)`
+    says whether `auto` should pick it (tried in `priority` order, lowest first; None: only by name)."""
+
+    name: str
+    convert: Converter
+    detect: Callable[[dict[str, Any]], bool] | None = None
+    priority: int = 100
+    description: str = ""
+
+
+CHECKPOINT_FORMATS: Registry[CheckpointFormat] = Registry("checkpoint format")
+
+
+def register_checkpoint_format(name: str, *, detect: Callable[[dict[str, Any]], bool] | None = None,
+                               priority: int = 100, doc: str | None = None) -> Callable[[Converter], Converter]:
+    """Register a converter under `name` (its docstring, or `doc`, is what `ssl-bench list` shows)."""
+
+    def deco(convert: Converter) -> Converter:
+        lines = (doc or convert.__doc__ or "").strip().splitlines()
+        text = lines[0] if lines else ""
+        CHECKPOINT_FORMATS.register(name)(CheckpointFormat(name, convert, detect, priority, text))
+        return convert
+
+    return deco
 HEAD_PREFIXES = ("fc.", "head.", "classifier.")
 MAE_TRAINING_ONLY = ("decoder_", "mask_token")  # models_mae.py: the decoder and the encoder's mask token
 LIGHTLY_INDEX = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
@@ -69,29 +104,85 @@ def _take(sd: dict[str, torch.Tensor], prefix: str, drop: tuple[str, ...] = ()) 
     return enc, ignored
 
 
+def _prefixed(ckpt: dict[str, Any], prefix: str) -> bool:
+    return any(k.startswith((f"module.{prefix}", prefix)) for k in _inner(ckpt))
+
+
+def _is_ijepa(ckpt: dict[str, Any]) -> bool:
+    return bool(_tensors(ckpt.get("target_encoder")) and _tensors(ckpt.get("encoder")))
+
+
+def _is_vit(ckpt: dict[str, Any]) -> bool:
+    return any(k.startswith("blocks.0.") for k in _inner(ckpt))  # a ViT in timm's names
+
+
+def _is_mae(ckpt: dict[str, Any]) -> bool:
+    return _is_vit(ckpt) and ("model" in ckpt or any(k.startswith(MAE_TRAINING_ONLY) for k in _inner(ckpt)))
+
+
+def _has_model_backbone(ckpt: dict[str, Any]) -> bool:
+    return any(k.startswith("backbone.") for k in _tensors(ckpt.get("model")))
+
+
+def _is_resnet(ckpt: dict[str, Any]) -> bool:
+    return any(k.startswith(("conv1.", "layer1.")) for k in _inner(ckpt))
+
+
+def _is_solo_learn(ckpt: dict[str, Any]) -> bool:
+    return any(k.startswith("backbone.") for k in _inner(ckpt))
+
+
+def _is_lightly_sequential(ckpt: dict[str, Any]) -> bool:
+    return any(re.match(r"^backbone\.\d+\.", k) for k in _inner(ckpt))
+
+
+def _is_dino(ckpt: dict[str, Any]) -> bool:
+    return bool(_tensors(ckpt.get("teacher")))
+
+
+def _is_moco_v2(ckpt: dict[str, Any]) -> bool:
+    return _prefixed(ckpt, "encoder_q.")
+
+
+def _is_moco_v3(ckpt: dict[str, Any]) -> bool:
+    return _prefixed(ckpt, "base_encoder.")
+
+
+@register_checkpoint_format("ssl_bench", detect=_has_model_backbone, priority=30)
 def _ssl_bench(ckpt: dict[str, Any]) -> tuple[dict, list[str]]:
+    """ssl-bench's final.pt: the encoder is model.backbone.*"""
     return _take(_tensors(ckpt.get("model")), "backbone.")
 
 
+@register_checkpoint_format("torchvision", detect=_is_resnet, priority=80)
 def _torchvision(ckpt: dict[str, Any]) -> tuple[dict, list[str]]:
+    """A plain ResNet state dict (conv1, bn1, layer1-4, fc), also under state_dict; fc dropped"""
     return _take(_inner(ckpt), "", HEAD_PREFIXES)
 
 
+@register_checkpoint_format("moco_v2", detect=_is_moco_v2, priority=40)
 def _moco_v2(ckpt: dict[str, Any]) -> tuple[dict, list[str]]:
+    """facebookresearch/moco: module.encoder_q.* (the key encoder, queue and MLP head ignored)"""
     sd = {re.sub(r"^module\.", "", k): v for k, v in _inner(ckpt).items()}
     return _take(sd, "encoder_q.", HEAD_PREFIXES)
 
 
+@register_checkpoint_format("moco_v3", detect=_is_moco_v3, priority=50)
 def _moco_v3(ckpt: dict[str, Any]) -> tuple[dict, list[str]]:
+    """facebookresearch/moco-v3: module.base_encoder.* (momentum encoder, predictor and projector ignored)"""
     sd = {re.sub(r"^module\.", "", k): v for k, v in _inner(ckpt).items()}
     return _take(sd, "base_encoder.", HEAD_PREFIXES)
 
 
+@register_checkpoint_format("solo_learn", detect=_is_solo_learn, priority=70)
 def _solo_learn(ckpt: dict[str, Any]) -> tuple[dict, list[str]]:
+    """A solo-learn Lightning checkpoint: state_dict backbone.*"""
     return _take(_inner(ckpt), "backbone.", HEAD_PREFIXES)
 
 
+@register_checkpoint_format("lightly", detect=_is_lightly_sequential, priority=60)
 def _lightly(ckpt: dict[str, Any]) -> tuple[dict, list[str]]:
+    """A lightly model saved whole: backbone.* in timm names or nn.Sequential indices"""
     enc, ignored = _take(_inner(ckpt), "backbone.", HEAD_PREFIXES)
     if not any(re.match(r"^\d+\.", k) for k in enc):
         return enc, ignored
@@ -105,11 +196,15 @@ def _lightly(ckpt: dict[str, Any]) -> tuple[dict, list[str]]:
     return named, ignored
 
 
+@register_checkpoint_format("mae", detect=_is_mae, priority=90)
 def _mae(ckpt: dict[str, Any]) -> tuple[dict, list[str]]:
+    """facebookresearch/mae: model: ViT keys; the decoder and mask token of a training checkpoint ignored"""
     return _take(_inner(ckpt), "", HEAD_PREFIXES + MAE_TRAINING_ONLY)
 
 
+@register_checkpoint_format("dino", detect=_is_dino, priority=20)
 def _dino(ckpt: dict[str, Any]) -> tuple[dict, list[str]]:
+    """facebookresearch/dino: the backbone-only release, or a full checkpoint's teacher"""
     sd = _tensors(ckpt.get("teacher")) or _inner(ckpt)
     other = [f"student.{k}" for k in _tensors(ckpt.get("student"))]
     sd = {re.sub(r"^(module\.)?(backbone\.)?", "", k): v for k, v in sd.items()}
@@ -127,34 +222,25 @@ def _ijepa_part(part: str) -> Converter:
 
 
 IJEPA_PARTS = ("encoder", "predictor", "target_encoder")
-FORMATS: dict[str, Converter] = {"ssl_bench": _ssl_bench, "torchvision": _torchvision, "timm": _torchvision,
-                                 "simclr_v1": _torchvision, "byol": _torchvision, "moco_v2": _moco_v2,
-                                 "moco_v3": _moco_v3, "solo_learn": _solo_learn, "lightly": _lightly,
-                                 "mae": _mae, "dino": _dino, "ijepa": _ijepa_part("target_encoder"),
-                                 "ijepa_context": _ijepa_part("encoder")}
+
+
+register_checkpoint_format("ijepa", detect=_is_ijepa, priority=10,
+                           doc="facebookresearch/ijepa: the target (EMA) encoder, as the paper evaluates it")(
+    _ijepa_part("target_encoder"))
+register_checkpoint_format("ijepa_context", doc="facebookresearch/ijepa: the context encoder")(_ijepa_part("encoder"))
+register_checkpoint_format("timm", detect=_is_vit, priority=95, doc="timm's own names (a ResNet as torchvision's)")(
+    _torchvision)
+for _alias, _doc in (("simclr_v1", "SimCLR v1 converted to torchvision keys (tonylins/simclr-converter)"),
+                     ("byol", "BYOL converted to torchvision keys (ajtejankar/byol-convert)")):
+    register_checkpoint_format(_alias, doc=_doc)(_torchvision)
 
 
 def detect(ckpt: Any) -> str | None:
-    """The layout a checkpoint's keys follow, or None."""
+    """The layout a checkpoint's keys follow (the first registered layout, by priority, whose detect accepts
+    it), or None."""
     if not isinstance(ckpt, dict):
         return None
-    if _tensors(ckpt.get("target_encoder")) and _tensors(ckpt.get("encoder")):
-        return "ijepa"
-    if _tensors(ckpt.get("teacher")):
-        return "dino"
-    if _tensors(ckpt.get("model")) and any(k.startswith("backbone.") for k in _tensors(ckpt["model"])):
-        return "ssl_bench"
-    keys = list(_inner(ckpt))
-    if any(k.startswith(("module.encoder_q.", "encoder_q.")) for k in keys):
-        return "moco_v2"
-    if any(k.startswith(("module.base_encoder.", "base_encoder.")) for k in keys):
-        return "moco_v3"
-    if any(re.match(r"^backbone\.\d+\.", k) for k in keys):
-        return "lightly"
-    if any(k.startswith("backbone.") for k in keys):
-        return "solo_learn"
-    if any(k.startswith(("conv1.", "layer1.")) for k in keys):
-        return "torchvision"
-    if any(k.startswith("blocks.0.") for k in keys):  # a ViT in timm's names
-        return "mae" if "model" in ckpt or any(k.startswith(MAE_TRAINING_ONLY) for k in keys) else "timm"
+    for fmt in sorted((f for _, f in CHECKPOINT_FORMATS.items() if f.detect), key=lambda f: (f.priority, f.name)):
+        if fmt.detect(ckpt):
+            return fmt.name
     return None

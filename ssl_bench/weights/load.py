@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssl_bench.weights.formats import FORMATS, detect
+from ssl_bench.weights.formats import CHECKPOINT_FORMATS, detect
 from ssl_bench.errors import UserError
 
 
@@ -101,10 +101,10 @@ def load_encoder(backbone: nn.Module, checkpoint: str | os.PathLike, fmt: str = 
     chosen = detect(ckpt) if fmt == "auto" else fmt
     if chosen is None:
         raise UserError(f"{path}: cannot tell its key layout; allowed: params.format one of "
-                        f"{', '.join(sorted(FORMATS))}")
-    if chosen not in FORMATS:
-        raise UserError(f"params.format: bad value {fmt!r}; allowed: auto, {', '.join(sorted(FORMATS))}")
-    enc, ignored = FORMATS[chosen](ckpt if isinstance(ckpt, dict) else {})
+                        f"{', '.join(CHECKPOINT_FORMATS.names())}")
+    if chosen not in CHECKPOINT_FORMATS:
+        raise UserError(f"params.format: bad value {fmt!r}; allowed: auto, {', '.join(CHECKPOINT_FORMATS.names())}")
+    enc, ignored = CHECKPOINT_FORMATS.get(chosen).convert(ckpt if isinstance(ckpt, dict) else {})
     target = backbone.state_dict()
     grid = tuple(backbone.grid_size) if hasattr(backbone, "forward_tokens") else None  # a ViT (backbones/vit.py)
     state, note = _fit(enc, target, path, chosen, grid)
