@@ -68,6 +68,13 @@ class Method(nn.Module):
         """EMA coefficient tau after optimizer step `step` (0-based) of `total_steps`."""
         return 1.0
 
+    def lr_groups(self) -> list[dict[str, Any]]:
+        """Parameters whose learning rate departs from the schedule: [{"params": [...], "lr_scale": s,
+        "fixed_lr": bool}]. lr_scale multiplies the scheduled lr (Barlow Twins' bias lr); fixed_lr keeps the
+        group at the peak lr, without warmup or decay (SimSiam's predictor). Every other parameter follows the
+        schedule; weight decay and LARS exclusion still follow the optimizer recipe. Default: none."""
+        return []
+
     def record_info(self) -> dict[str, Any]:
         """Facts every result row of this run should carry (e.g. the checkpoint a `pretrained` run loaded)."""
         return {}

@@ -59,8 +59,33 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
+def with_lr_groups(groups: list[dict[str, Any]], model: nn.Module, lr: float) -> list[dict[str, Any]]:
+    """Split each optimizer group by the model's `lr_groups()` (ssl_bench.method.Method): the parameters a
+    method names get that group's lr_scale / fixed_lr (and lr = lr * lr_scale to start); the rest keep the
+    group as it is. Groups are unchanged for a model that names none."""
+    declared = getattr(model, "lr_groups", None)
+    owner = {id(p): (float(g.get("lr_scale", 1.0)), bool(g.get("fixed_lr", False)))
+             for g in (declared() if callable(declared) else []) for p in g["params"]}
+    if not owner:
+        return groups
+    out = []
+    for group in groups:
+        split: dict[tuple[float, bool], list] = {}
+        for p in group["params"]:
+            split.setdefault(owner.get(id(p), (1.0, False)), []).append(p)
+        for (scale, fixed), params in split.items():
+            out.append({**group, "params": params, "lr": lr * scale, "lr_scale": scale, "fixed_lr": fixed})
+    return out
+
+
+def scheduled_lr(group: dict[str, Any], lr: float, peak: float) -> float:
+    """A group's lr at a step whose schedule gives `lr`: the peak for fixed_lr groups, times lr_scale."""
+    return (peak if group.get("fixed_lr", False) else lr) * group.get("lr_scale", 1.0)
+
+
 def build_optimizer(model: nn.Module, recipe: dict[str, Any], lr: float) -> torch.optim.Optimizer:
     groups = param_groups(model, recipe["weight_decay"], recipe["exclude_bias_and_norm"])
+    groups = with_lr_groups(groups, model, lr)
     name = recipe["optimizer"]
     if name == "lars":
         return LARS(groups, lr=lr, momentum=recipe["momentum"], eta=recipe["lars_eta"])

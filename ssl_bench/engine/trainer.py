@@ -24,7 +24,7 @@ from .compute import device_name, peak_memory_mb
 from .ema import ema_update
 from .metrics_log import MetricsLog
 from .online_head import OnlineLinear
-from .optim import build_optimizer
+from .optim import build_optimizer, scheduled_lr
 from .prefetch import prepared_batches
 from .progress import Progress
 from .schedules import scaled_lr, warmup_cosine
@@ -259,7 +259,7 @@ def model_step(loop: _Loop, views: list[torch.Tensor], labels: torch.Tensor, pai
     s, model, opt, scaler = loop.s, loop.model, loop.opt, loop.scaler
     lr = warmup_cosine(step, loop.total, loop.warmup, loop.peak)
     for group in opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = scheduled_lr(group, lr, loop.peak)
     capture = loop.head.capture() if loop.head is not None else contextlib.nullcontext()
     with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32, enabled=s.amp_dtype is not None), \
             capture:
