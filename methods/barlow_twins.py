@@ -26,7 +26,7 @@ from ssl_bench.heads import BarlowTwinsProjector
 from ssl_bench.method import Method
 from ssl_bench.presets import by_epochs
 from ssl_bench.registry import register_method
-from ssl_bench.validate import DIM, Range
+from ssl_bench.validate import WIDTHS, Range
 
 from .losses import barlow_twins_loss
 from .views import BARLOW_TWINS_VIEW_1, BARLOW_TWINS_VIEW_2
@@ -43,7 +43,7 @@ class BarlowTwins(Method):
         # [BT main.py L33-36, L90-97, L167-168]
         "bias_lr_scale": 0.0048 / 0.2,
     }
-    param_ranges = {"proj_dims": DIM, "lambd": Range(0), "bias_lr_scale": Range(0)}
+    param_ranges = {"proj_dims": WIDTHS, "lambd": Range(0), "bias_lr_scale": Range(0)}
     # [BT main.py]: LARS (eta 1e-3, momentum 0.9) with ndim-1 parameters excluded from decay and adaptation
     # (L99-101, L233-234), lr 0.2 * B/256 for the weights (L158, L167), wd 1e-6 (L37; the paper says 1.5e-6),
     # 10 warmup epochs then cosine (L157-166).

@@ -25,7 +25,7 @@ from ssl_bench.heads import VICRegExpander
 from ssl_bench.method import Method
 from ssl_bench.presets import Preset
 from ssl_bench.registry import register_method
-from ssl_bench.validate import DIM, Range
+from ssl_bench.validate import WIDTHS, Range
 
 from .losses import vicreg_loss
 from .views import VICREG_VIEW_1, VICREG_VIEW_2
@@ -41,7 +41,7 @@ class VICReg(Method):
         "std_coeff": 25.0,
         "cov_coeff": 1.0,
     }
-    param_ranges = {"proj_dims": DIM, "sim_coeff": Range(0), "std_coeff": Range(0), "cov_coeff": Range(0)}
+    param_ranges = {"proj_dims": WIDTHS, "sim_coeff": Range(0), "std_coeff": Range(0), "cov_coeff": Range(0)}
     # [VR main_vicreg.py]: LARS (eta 1e-3, momentum 0.9), ndim-1 parameters excluded (L109-115, L235-236),
     # base lr 0.2 * B/256 (L52, L170), wd 1e-6 (L54), 10 warmup epochs then cosine (L167-181).
     optim = {"optimizer": "lars", "base_lr": 0.2, "weight_decay": 1e-6, "momentum": 0.9, "warmup_epochs": 10,

@@ -99,6 +99,21 @@ def test_official_recipe_and_projector():
     assert views[0]["brightness_mode"] == "multiplicative" and views[0]["crop_scale"] == [0.08, 1.0]
 
 
+@pytest.mark.parametrize("method", ["barlow_twins", "vicreg"])
+@pytest.mark.parametrize("dims,message", [([], "proj_dims: bad value []; allowed: a non-empty list"),
+                                          ([64, 0], "proj_dims[1]: bad value 0; allowed: an integer >= 1"),
+                                          ("512", "proj_dims: bad value '512'; allowed: a non-empty list")])
+def test_bad_projector_widths_fail_validation_naming_the_field(method, dims, message):
+    from ssl_bench.errors import UserError
+    from ssl_bench.suite import parse_suite
+
+    suite = {"name": "s", "datasets": ["digits"], "backbones": ["resnet18"], "evaluations": ["knn"],
+             "methods": [{"name": method, "params": {"proj_dims": dims}}]}
+    with pytest.raises(UserError) as err:
+        parse_suite(suite)
+    assert str(err.value).startswith(f"methods[0].params.{message}"), str(err.value)
+
+
 def test_biases_and_norms_learn_at_the_bias_rate():
     """[BT main.py L90-97, L167-168]: every ndim-1 parameter (biases, BN) at lr * 0.0048 / 0.2, no decay or
     LARS adaptation; every weight matrix at lr."""

@@ -46,7 +46,7 @@ def _loss_level(z1_all: torch.Tensor, z2_all: torch.Tensor) -> dict:
     return out
 
 
-def _count_collectives(monkeypatch_dist) -> dict[str, int]:
+def _count_collectives(reset_record) -> dict[str, int]:
     """Collectives each method's training step (forward + backward, plain BatchNorm) calls."""
     from ssl_bench.backbones import create_backbone
     from ssl_bench.registry import METHODS
@@ -56,7 +56,7 @@ def _count_collectives(monkeypatch_dist) -> dict[str, int]:
         torch.manual_seed(0)
         bb = create_backbone("resnet18", in_chans=1, image_size=8, channels=[4, 8, 8, 8], stem_width=4)
         model = METHODS.get(name)(bb, **params)
-        calls = monkeypatch_dist()
+        calls = reset_record()
         model([torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)])["loss"].backward()
         counts[name] = len(calls)
     return counts
@@ -84,18 +84,32 @@ def _patch_collectives():
     return reset
 
 
-def _engine_level(out_dir: str) -> dict[str, dict]:
+def _train(name: str, run_dir) -> torch.nn.Module:
+    """tests/dist_worker.py's recipe for one of ENGINE_CASES: seed 0, float64, SyncBN when distributed, one
+    epoch of dist_worker.STEPS SGD steps on fixed views of digits."""
     import dist_worker
+    from ssl_bench import distributed as sdist
+    from ssl_bench.engine.trainer import TrainSettings, pretrain
     from ssl_bench.registry import METHODS
+    from ssl_bench.sync_batchnorm import convert_sync_batchnorm
 
-    states = {}
-    for name, params in ENGINE_CASES.items():
-        dist_worker.CASES[name] = (METHODS.get(name), params)
-        from pathlib import Path
+    torch.manual_seed(0)
+    model = METHODS.get(name)(dist_worker.TinyConvNet(), **ENGINE_CASES[name]).double()
+    if sdist.world_size() > 1:
+        model = convert_sync_batchnorm(model, torch.device("cpu"))
+    settings = TrainSettings(epochs=1, batch_size=dist_worker.GLOBAL_BATCH, optim=dist_worker.OPTIM,
+                             device=torch.device("cpu"), channels_last=True, seed=0, log_every=1, progress=False)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pretrain(model, dist_worker.digits(), dist_worker.fixed_views, settings, run_dir)
+    return model
 
-        model = dist_worker.train_case(name, Path(out_dir) / f"{name}_rank{torch.distributed.get_rank()}")
-        states[name] = {k: v.clone() for k, v in model.state_dict().items()}
-    return states
+
+def _engine_level(out_dir: str) -> dict[str, dict]:
+    from pathlib import Path
+
+    rank = torch.distributed.get_rank()
+    return {name: {k: v.clone() for k, v in _train(name, Path(out_dir) / f"{name}_rank{rank}").state_dict().items()}
+            for name in ENGINE_CASES}
 
 
 def _worker(rank: int, world: int, tmp: str, z1, z2) -> None:
@@ -173,10 +187,9 @@ def test_engine_two_ranks_match_one_process(two_ranks, name, tmp_path):
     import dist_worker
     from ssl_bench.registry import METHODS
 
-    dist_worker.CASES[name] = (METHODS.get(name), ENGINE_CASES[name])
     torch.manual_seed(0)
     init = METHODS.get(name)(dist_worker.TinyConvNet(), **ENGINE_CASES[name]).double().state_dict()
-    ref = dist_worker.train_case(name, tmp_path / name).state_dict()
+    ref = _train(name, tmp_path / name).state_dict()
     for r, res in enumerate(two_ranks):
         got = res["engine"][name]
         assert set(got) == set(ref)
