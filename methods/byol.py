@@ -29,6 +29,8 @@ from ssl_bench.methods.views import BYOL_VIEW_1, BYOL_VIEW_2
 
 @register_method("byol")
 class BYOL(Method):
+    """BYOL: an online network predicts an EMA target's projection of the other view; no negatives."""
+
     defaults = {
         "proj_hidden_dim": 4096,  # [BYOL 3.3]
         "proj_dim": 256,

@@ -39,3 +39,17 @@ MOCO_V3_VIEW_1 = {"crop_scale": [0.2, 1.0], "interpolation": "bilinear", "flip_p
                   "brightness_mode": "multiplicative", "jitter_random_order": True, "grayscale_p": 0.2,
                   "blur_p": 1.0, "blur_sigma": [0.1, 2.0], "solarize_p": 0.0}
 MOCO_V3_VIEW_2 = {**MOCO_V3_VIEW_1, "blur_p": 0.1, "solarize_p": 0.2}
+
+# Barlow Twins [BT main.py L290-321] and VICReg [VR augmentations.py L37-85] share one recipe: BYOL's asymmetric
+# views (blur 1.0 / 0.1, solarize 0.0 / 0.2) built from torchvision ops, so multiplicative jitter (0.4, 0.4, 0.2,
+# 0.1) in random order with p 0.8, bicubic crops of scale 0.08-1 (RandomResizedCrop's default), blur sigma
+# U[0.1, 2] (PIL's radius, here a kernel of 10% of the image).
+BARLOW_TWINS_VIEW_1 = {"crop_scale": [0.08, 1.0], "interpolation": "bicubic", "flip_p": 0.5, "jitter_p": 0.8,
+                       "brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1,
+                       "brightness_mode": "multiplicative", "jitter_random_order": True, "grayscale_p": 0.2,
+                       "blur_p": 1.0, "blur_sigma": [0.1, 2.0], "solarize_p": 0.0}
+BARLOW_TWINS_VIEW_2 = {**BARLOW_TWINS_VIEW_1, "blur_p": 0.1, "solarize_p": 0.2}
+VICREG_VIEW_1, VICREG_VIEW_2 = BARLOW_TWINS_VIEW_1, BARLOW_TWINS_VIEW_2
+
+# SimSiam [SS main_simsiam.py L229-239]: MoCo v2's recipe for both views (MOCO_V2_VIEW above).
+SIMSIAM_VIEW = MOCO_V2_VIEW

@@ -102,3 +102,45 @@ class MoCoV3Predictor(MLPHead):
     def __init__(self, in_dim: int = 256, hidden_dim: int = 4096, out_dim: int = 256, last_bn: bool = False):
         super().__init__([_hidden(in_dim, hidden_dim, bias=False),
                           Block(hidden_dim, out_dim, batch_norm=last_bn, bias=False, bn_affine=False)])
+
+
+def _widths(in_dim: int, dims: list[int]) -> list[tuple[int, int]]:
+    widths = [in_dim, *dims]
+    if len(widths) < 2:
+        raise ValueError(f"an MLP head needs at least one layer width; got {list(dims)}")
+    return list(zip(widths[:-1], widths[1:]))
+
+
+class BarlowTwinsProjector(MLPHead):
+    """Barlow Twins projector [BT main.py L195-202]: (Linear(no bias)-BN-ReLU) per hidden width, then a plain
+    Linear(no bias); 8192-8192-8192 on ImageNet."""
+
+    def __init__(self, in_dim: int, dims: list[int]):
+        pairs = _widths(in_dim, dims)
+        super().__init__([_hidden(a, b, bias=False) for a, b in pairs[:-1]] + [Block(*pairs[-1], bias=False)])
+
+
+class VICRegExpander(MLPHead):
+    """VICReg expander [VR main_vicreg.py L223-232]: (Linear-BN-ReLU) per hidden width, the hidden Linears with
+    a bias, then a Linear without bias; 8192-8192-8192 on ImageNet."""
+
+    def __init__(self, in_dim: int, dims: list[int]):
+        pairs = _widths(in_dim, dims)
+        super().__init__([_hidden(a, b) for a, b in pairs[:-1]] + [Block(*pairs[-1], bias=False)])
+
+
+class SimSiamProjector(MLPHead):
+    """SimSiam projector [SS simsiam/builder.py L27-36]: Linear-BN-ReLU, Linear-BN-ReLU, Linear-BN(no affine),
+    no Linear bias (the official output Linear's bias is frozen and cancelled by the BN that follows it)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int = 2048, out_dim: int = 2048):
+        super().__init__([_hidden(in_dim, hidden_dim, bias=False), _hidden(hidden_dim, hidden_dim, bias=False),
+                          Block(hidden_dim, out_dim, batch_norm=True, bias=False, bn_affine=False)])
+
+
+class SimSiamPredictor(MLPHead):
+    """SimSiam predictor [SS simsiam/builder.py L39-42]: a bottleneck Linear(no bias)-BN-ReLU, then Linear with
+    bias; 2048-512-2048 on ImageNet."""
+
+    def __init__(self, in_dim: int = 2048, hidden_dim: int = 512, out_dim: int = 2048):
+        super().__init__([_hidden(in_dim, hidden_dim, bias=False), Block(hidden_dim, out_dim)])

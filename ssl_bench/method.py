@@ -13,7 +13,7 @@ from torch import nn
 
 # Optimization recipe every method may override (the suite's `optim:` may override again).
 OPTIM_DEFAULTS: dict[str, Any] = {
-    "optimizer": "lars",  # lars | sgd | adamw
+    "optimizer": "lars",  # a registered optimizer: lars | sgd | adamw (engine/optim.py) or a plugin's
     "base_lr": 0.3,  # lr = base_lr * global_batch / 256
     "weight_decay": 1e-6,
     "momentum": 0.9,
@@ -78,6 +78,13 @@ class Method(nn.Module):
     def momentum_at(self, step: int, total_steps: int) -> float:
         """EMA coefficient tau after optimizer step `step` (0-based) of `total_steps`."""
         return 1.0
+
+    def lr_groups(self) -> list[dict[str, Any]]:
+        """Parameters whose learning rate departs from the schedule: [{"params": [...], "lr_scale": s,
+        "fixed_lr": bool}]. lr_scale multiplies the scheduled lr (Barlow Twins' bias lr); fixed_lr keeps the
+        group at the peak lr, without warmup or decay (SimSiam's predictor). Every other parameter follows the
+        schedule; weight decay and LARS exclusion still follow the optimizer recipe. Default: none."""
+        return []
 
     def record_info(self) -> dict[str, Any]:
         """Facts every result row of this run should carry (e.g. the checkpoint a `pretrained` run loaded)."""

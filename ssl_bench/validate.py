@@ -154,7 +154,24 @@ class OneOf:
         return value
 
 
+@dataclass(frozen=True)
+class Widths:
+    """A declared parameter that lists an MLP's layer widths: a non-empty list of integers >= 1."""
+
+    def allowed(self, kind: str = "") -> str:
+        return "a non-empty list of integers >= 1 (the layer widths)"
+
+    def check(self, value: Any, field: str) -> Any:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise fail(field, value, self.allowed())
+        for i, x in enumerate(value):
+            if isinstance(x, bool) or not isinstance(x, int) or x < 1:
+                raise fail(f"{field}[{i}]", x, "an integer >= 1")
+        return list(value)
+
+
 DIM = Range(1)  # a layer width
+WIDTHS = Widths()  # a list of layer widths
 POSITIVE = Range(0, lo_open=True)  # a temperature, a scale
 UNIT = Range(0, 1)  # a momentum, a probability
 

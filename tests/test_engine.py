@@ -1,4 +1,5 @@
-"""Engine pieces: LARS against its formula and its exclusions, lr schedule."""
+"""Engine pieces: LARS against its formula and its exclusions, lr schedule, per-parameter lr groups."""
+import pytest
 import torch
 from torch import nn
 
@@ -73,3 +74,60 @@ def test_channels_last_guard_for_narrow_cpu_convs():
     cpu = torch.device("cpu")
     assert not channels_last_safe(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 8, 3)), cpu)
     assert channels_last_safe(nn.Sequential(nn.Conv2d(1, 16, 3), nn.Conv2d(16, 8, 3)), cpu)
+
+
+class _TwoRates(nn.Module):
+    """A toy method whose `lr_groups` names one layer at a fixed lr and another at a tenth of the schedule."""
+
+    needs_labels = False
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone, self.fixed, self.slow = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 1)
+
+    def forward(self, views, labels=None):
+        x = views[0].flatten(1)
+        return {"loss": self.slow(self.fixed(self.backbone(x))).pow(2).mean()}
+
+    def momentum_pairs(self):
+        return []
+
+    def lr_groups(self):
+        return [{"params": list(self.fixed.parameters()), "fixed_lr": True},
+                {"params": list(self.slow.parameters()), "lr_scale": 0.1}]
+
+
+def test_lr_groups_fix_or_scale_the_schedule_per_parameter(tmp_path, monkeypatch):
+    """Through the real training loop: at every step the fixed group sits at the peak, the scaled group at
+    0.1 x the schedule, the rest at the schedule (warmup 1 of 4 steps, then cosine); decay exclusion still
+    splits each group."""
+    import math
+
+    from ssl_bench.data.types import ImageSet
+    from ssl_bench.engine import trainer
+
+    made = []
+    real = trainer.build_optimizer
+    monkeypatch.setattr(trainer, "build_optimizer", lambda *a: made.append(real(*a)) or made[-1])
+    model = _TwoRates()
+    names = {id(p): n.split(".")[0] for n, p in model.named_parameters()}
+    seen = []
+
+    def record(step):
+        seen.append({(names[id(g["params"][0])], g["weight_decay"] > 0): g["lr"] for g in made[0].param_groups})
+
+    data = ImageSet(labels=torch.zeros(16, dtype=torch.long), images=torch.zeros(16, 1, 2, 2, dtype=torch.uint8))
+    optim = {**OPTIM_DEFAULTS, "optimizer": "sgd", "base_lr": 2.56, "warmup_epochs": 0.25, "weight_decay": 1e-3}
+    settings = trainer.TrainSettings(epochs=1, batch_size=4, optim=optim, device=torch.device("cpu"),
+                                     channels_last=False, progress=False, log_every=100)
+    trainer.pretrain(model, data, lambda x, g: [x.float() + torch.randn(x.shape, generator=g)], settings,
+                     tmp_path, on_step=record)
+    peak = 2.56 * 4 / 256
+    schedule = [0.0] + [peak * 0.5 * (1 + math.cos(math.pi * k / 3)) for k in range(3)]  # steps 0-3
+    assert len(seen) == 4
+    for step, lrs in enumerate(seen):
+        assert set(lrs) == {(n, wd) for n in ("backbone", "fixed", "slow") for wd in (True, False)}
+        for (name, _), lr in lrs.items():
+            want = {"backbone": schedule[step], "fixed": peak, "slow": 0.1 * schedule[step]}[name]
+            assert lr == pytest.approx(want, abs=1e-12), (step, name)

@@ -27,6 +27,12 @@ SOLO = ("solo-learn 1000 ep linear: BYOL 92.58, SimCLR 90.74, MoCo v2+ 92.94, Mo
         "(CIFAR-100: 70.46, 65.78, 69.89, 68.83).")  # the online linear head during pretraining, batch 256
 LIGHTLY = "lightly kNN bs512/800 ep: BYOL 0.910, SimCLR 0.879, MoCo 0.899."  # max over epochs; MoCo bank 8,192
 MOCO = ["ResNet-50 200 ep: 67.5 +- 0.1; 800 ep: 71.1.", "ResNet-50: 100 ep 68.9, 300 ep 72.8, 1000 ep 74.6."]
+# Barlow Twins, VICReg, SimSiam (peers.md b1, b3, b4; the official READMEs and papers): ImageNet ResNet-50 linear,
+# solo-learn's CIFAR-10 / CIFAR-100 online linear, lightly's CIFAR-10 (bs 512, 800 ep) and Imagenette kNN.
+ZOO_IMAGENET = "Barlow Twins 73.2 (paper), 73.5 (repo); VICReg 73.2; SimSiam 100 ep 68.1 (batch 512), 68.3 (batch 256)."
+ZOO_SOLO = "Barlow Twins 92.10 / 70.90, VICReg 92.07 / 68.54, SimSiam 90.51 / 66.04."
+ZOO_LIGHTLY_CIFAR = "BarlowTwins .859, SimSiam .904."  # VICReg is not in lightly's CIFAR-10 table
+ZOO_IMAGENETTE = "Barlow .852, VICReg .845, SimSiam .872."
 # Column order of the Table 3 line above, and each dataset's metric [BYOL Sec. 4.2].
 TRANSFER_SETS = ["food101", "cifar10", "cifar100", "birdsnap", "sun397", "stanford_cars", "fgvc_aircraft",
                  "voc2007", "dtd", "oxford_iiit_pet", "caltech101", "flowers102"]
@@ -122,13 +128,39 @@ def test_small_scale_settings_say_what_was_measured(pub):
     solo = pub[pub["source"].str.contains("solo-learn")]
     assert set(solo["protocol"]) == {"online_linear"} and set(solo["batch_size"]) == {256.0}
     assert set(solo["epochs"]) == {1000.0} and solo["eval_recipe"].str.contains("online").all()
-    lightly = pub[pub["source"].str.contains("lightly")]
+    lightly = pub[pub["source"].str.contains("lightly") & (pub["eval_dataset"] == "cifar10")]
     assert set(lightly["protocol"]) == {"knn_max"} and set(lightly["batch_size"]) == {512.0}
     assert set(lightly["epochs"]) == {800.0} and lightly["eval_recipe"].str.contains("MAXIMUM").all()
     moco = row(pub, "moco_v2", "knn_max", "top1", eval_dataset="cifar10", backbone="resnet18")
     assert "8,192" in moco["note"]  # lightly's MoCo memory bank, not MoCo v2's 65,536
     assert row(pub, "moco_v3", "linear_sgd", "top1", epochs=300)["batch_size"] == 4096  # moco-v3 CONFIG.md
     assert row(pub, "moco_v2", "linear_sgd", "top1", epochs=200)["batch_size"] == 256
+
+
+def test_barlow_twins_vicreg_simsiam_rows(pub):
+    nums = [float(x) for x in re.findall(NUM, ZOO_IMAGENET)]  # 73.2, 73.5, 73.2, 68.1, 68.3
+    paper = row(pub, "barlow_twins", "linear_sgd", "top1", source="arXiv:2103.03230")
+    repo = row(pub, "barlow_twins", "linear_sgd", "top1", source="barlowtwins README")
+    assert (paper["value"], repo["value"]) == (nums[0], nums[1])
+    assert (paper["epochs"], paper["batch_size"], repo["epochs"], repo["batch_size"]) == (1000, 2048, 1000, 2048)
+    assert value(pub, "vicreg", "linear_sgd", "top1", epochs=1000) == nums[2]
+    for batch, v in ((512, nums[3]), (256, nums[4])):
+        hit = pub[(pub["method"] == "simsiam") & (pub["protocol"] == "linear_sgd") & (pub["batch_size"] == batch)]
+        assert len(hit) == 1 and hit["value"].iloc[0] == v and hit["epochs"].iloc[0] == 100
+        assert "LARS" in hit["eval_recipe"].iloc[0] and "90 ep" in hit["eval_recipe"].iloc[0]
+    solo = [float(x) for x in re.findall(NUM, ZOO_SOLO)]
+    for i, method in enumerate(["barlow_twins", "vicreg", "simsiam"]):
+        for j, ds in enumerate(["cifar10", "cifar100"]):
+            r = row(pub, method, "online_linear", "top1", eval_dataset=ds, backbone="resnet18")
+            assert (r["value"], r["epochs"], r["batch_size"]) == (solo[2 * i + j], 1000, 256)
+    for method, v in zip(["barlow_twins", "simsiam"], re.findall(r"\.\d+", ZOO_LIGHTLY_CIFAR)):
+        r = row(pub, method, "knn_max", "top1", eval_dataset="cifar10", backbone="resnet18")
+        assert r["value"] == pytest.approx(100 * float(v)) and (r["epochs"], r["batch_size"]) == (800, 512)
+    assert pub[(pub["method"] == "vicreg") & (pub["protocol"] == "knn_max") & (pub["eval_dataset"] == "cifar10")].empty
+    for method, v in zip(["barlow_twins", "vicreg", "simsiam"], re.findall(r"\.\d+", ZOO_IMAGENETTE)):
+        r = row(pub, method, "knn_max", "top1", eval_dataset="imagenette", backbone="resnet18")
+        assert r["value"] == pytest.approx(100 * float(v)) and (r["epochs"], r["batch_size"]) == (800, 256)
+        assert "k=20" in r["eval_recipe"] and "MAXIMUM" in r["eval_recipe"] and "Imagenette" in r["source"]
 
 
 def test_check_rejects_malformed_rows(pub):

@@ -252,10 +252,10 @@ def test_validation_misses(tmp_path, capsys, text, expected):
 
 
 def test_plugin_method_declares_its_ranges(tmp_path, capsys):
-    """examples/barlow_twins.py declares `param_ranges`: a list of widths is checked element by element."""
-    shutil.copy(EXAMPLES / "barlow_twins.py", tmp_path / "barlow_twins.py")
-    text = GOOD.replace("name: t", "name: t\nplugins: [barlow_twins]").replace(
-        BYOL, "methods: [{name: barlow_twins, params: {proj_dims: [32, 0]}}]")
+    """examples/align_uniform.py declares `param_ranges`: a list of widths is checked element by element."""
+    shutil.copy(EXAMPLES / "align_uniform.py", tmp_path / "align_uniform.py")
+    text = GOOD.replace("name: t", "name: t\nplugins: [align_uniform]").replace(
+        BYOL, "methods: [{name: align_uniform, params: {proj_dims: [32, 0]}}]")
     assert_one_line_error(tmp_path, capsys, text, "methods[0].params.proj_dims[1]: bad value 0; allowed: an integer")
 
 

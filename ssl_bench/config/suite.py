@@ -17,6 +17,7 @@ from ssl_bench.presets import apply_preset
 from ssl_bench.registry import DATASETS, EVALUATIONS, METHODS, import_plugins
 from ssl_bench.config.spec import BackboneSpec, DatasetSpec, EvalSpec, MethodSpec, Suite
 from ssl_bench.config.suite_yaml import read_suite_yaml
+from ssl_bench.engine.optim import OPTIMIZERS
 
 __all__ = ["Suite", "MethodSpec", "BackboneSpec", "DatasetSpec", "EvalSpec", "parse_suite", "load_suite",
            "read_suite_yaml"]
@@ -84,7 +85,7 @@ def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
 
 
 def _check_optim(optim: dict, field: str) -> None:
-    v.as_str(optim["optimizer"], f"{field}.optimizer", ("lars", "sgd", "adamw"))
+    v.as_str(optim["optimizer"], f"{field}.optimizer", OPTIMIZERS.names())
     v.as_float(optim["base_lr"], f"{field}.base_lr", 0.0)
     v.as_float(optim["weight_decay"], f"{field}.weight_decay", 0.0)
     v.as_float(optim["momentum"], f"{field}.momentum", 0.0, 1.0)

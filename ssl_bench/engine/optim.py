@@ -2,10 +2,12 @@
 (biases, norms, position embedding and class tokens), per-group lr / wd scales and gradient clipping."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
+
+from ssl_bench.registry import Registry
 
 
 def no_decay_tokens(model: nn.Module) -> set[str]:
@@ -100,22 +102,58 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
+def method_partition(model: nn.Module) -> list[dict[str, Any]] | None:
+    """The model's `lr_groups()` (ssl_bench.method.Method: the parameters whose lr departs from the schedule,
+    with lr_scale / fixed_lr) plus one group of every other parameter, as param_groups' base_groups; None for a
+    model that names none."""
+    declared = getattr(model, "lr_groups", None)
+    declared = [g for g in (declared() if callable(declared) else []) if g["params"]]
+    if not declared:
+        return None
+    named = {id(p) for g in declared for p in g["params"]}
+    return [*declared, {"params": [p for p in model.parameters() if id(p) not in named]}]
+
+
+def scheduled_lr(group: dict[str, Any], lr: float, peak: float) -> float:
+    """A group's lr at a step whose schedule gives `lr`: the peak for fixed_lr groups, times lr_scale."""
+    return (peak if group.get("fixed_lr", False) else lr) * group.get("lr_scale", 1.0)
+
+
 def build_optimizer(model: nn.Module, recipe: dict[str, Any], lr: float,
                     base_groups: list[dict[str, Any]] | None = None) -> torch.optim.Optimizer:
-    """The recipe's optimizer over param_groups (keys the recipe lacks take OPTIM_DEFAULTS' values)."""
+    """The recipe's optimizer over param_groups (keys the recipe lacks take OPTIM_DEFAULTS' values); the base
+    partition is `base_groups`, else the model's own lr groups (method_partition)."""
     from ssl_bench.method import OPTIM_DEFAULTS
 
     recipe = {**OPTIM_DEFAULTS, **recipe}
     groups = param_groups(model, recipe["weight_decay"], recipe["exclude_bias_and_norm"],
-                          recipe["exclude_tokens"], recipe["layer_decay"], base_groups)
-    name = recipe["optimizer"]
-    if name == "lars":
-        return LARS(groups, lr=lr, momentum=recipe["momentum"], eta=recipe["lars_eta"])
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=recipe["momentum"])
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=tuple(recipe["betas"]))
-    raise ValueError(f"unknown optimizer {name!r}")
+                          recipe["exclude_tokens"], recipe["layer_decay"], base_groups or method_partition(model))
+    for group in groups:
+        group["lr"] = scheduled_lr(group, lr, lr)
+    return OPTIMIZERS.get(recipe["optimizer"], where="optim.optimizer")(groups, lr, recipe)
+
+
+OPTIMIZERS: Registry[Callable[[list[dict[str, Any]], float, dict[str, Any]], torch.optim.Optimizer]] = \
+    Registry("optimizer")
+register_optimizer = OPTIMIZERS.register  # `@register_optimizer("name")` on fn(groups, lr, recipe) -> Optimizer
+
+
+@register_optimizer("lars")
+def _lars(groups: list[dict[str, Any]], lr: float, recipe: dict[str, Any]) -> torch.optim.Optimizer:
+    """LARS as in BYOL's official code: trust ratio eta * ||w|| / ||g + wd w||, momentum"""
+    return LARS(groups, lr=lr, momentum=recipe["momentum"], eta=recipe["lars_eta"])
+
+
+@register_optimizer("sgd")
+def _sgd(groups: list[dict[str, Any]], lr: float, recipe: dict[str, Any]) -> torch.optim.Optimizer:
+    """SGD with momentum (torch.optim.SGD)"""
+    return torch.optim.SGD(groups, lr=lr, momentum=recipe["momentum"])
+
+
+@register_optimizer("adamw")
+def _adamw(groups: list[dict[str, Any]], lr: float, recipe: dict[str, Any]) -> torch.optim.Optimizer:
+    """AdamW with the recipe's betas (torch.optim.AdamW); weight decay per group"""
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(recipe["betas"]))
 
 
 def schedule_step(opt: torch.optim.Optimizer, recipe: dict[str, Any], step: int, total: int, warmup: int,
@@ -134,7 +172,7 @@ def set_hyperparameters(opt: torch.optim.Optimizer, lr: float, weight_decay: flo
     """This step's lr and weight decay in every group: scaled by the group's lr_scale / wd_scale; a group with
     `fixed_lr` keeps the peak lr (times its scale) instead of following the schedule."""
     for group in opt.param_groups:
-        group["lr"] = (peak_lr if group.get("fixed_lr") else lr) * group.get("lr_scale", 1.0)
+        group["lr"] = scheduled_lr(group, lr, peak_lr)
         group["weight_decay"] = weight_decay * group.get("wd_scale", 1.0)
 
 
