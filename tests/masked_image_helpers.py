@@ -26,7 +26,8 @@ def digits_set(n: int = 256):
     return ImageSet(labels=torch.from_numpy(d.target[:n]).long(), images=images)
 
 
-def train_with_engine(name: str, run_dir: Path, params: dict, base_lr: float, epochs: int = 5):
+def train_with_engine(name: str, run_dir: Path, params: dict, base_lr: float, epochs: int = 5, resume: bool = False,
+                      on_epoch_end=None):
     """`epochs` epochs (4 steps of 64 each) of method `name` through the engine's pretrain, with the method's own
     views and optimizer (at `base_lr`, no warmup); returns (method, epoch losses)."""
     from ssl_bench.create import create_method
@@ -41,6 +42,21 @@ def train_with_engine(name: str, run_dir: Path, params: dict, base_lr: float, ep
     settings = TrainSettings(epochs=epochs, batch_size=64, optim=optim, device=torch.device("cpu"),
                              channels_last=False, progress=False)
     run_dir.mkdir(parents=True, exist_ok=True)
-    pretrain(method, digits_set(), augment, settings, run_dir)
+    pretrain(method, digits_set(), augment, settings, run_dir, resume=resume, on_epoch_end=on_epoch_end)
     losses = [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return method, losses
+
+
+class Interrupted(Exception):
+    """Raised by interrupt_after to stop a pretrain() call between epochs."""
+
+
+def interrupt_after(epochs_done: int):
+    """An on_epoch_end callback that stops training once `epochs_done` epochs are checkpointed (it raises at the
+    end of the next epoch, before that epoch's checkpoint)."""
+    def on_epoch_end(epoch: int) -> dict:
+        if epoch == epochs_done:
+            raise Interrupted(epoch)
+        return {}
+
+    return on_epoch_end

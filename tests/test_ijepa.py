@@ -70,6 +70,19 @@ def test_predictor_without_blocks_predicts_from_the_mask_token_and_the_target_po
         torch.testing.assert_close(got[b, m, k], want)
 
 
+def test_predictor_init_scales_each_blocks_output_projections_by_its_depth():
+    """[IJ vision_transformer.py L264-270]: trunc-normal(0.02) weights, attn.proj and mlp.fc2 of block l divided
+    by sqrt(2 l)."""
+    torch.manual_seed(0)
+    pred = JEPAPredictor((8, 8), embed_dim=64, dim=128, depth=3, heads=4)
+    std = 0.02  # trunc_normal_'s bounds a=-2, b=2 are absolute: 100 standard deviations, no visible truncation
+    for layer, blk in enumerate(pred.blocks, start=1):
+        for w in (blk.attn.proj.weight, blk.mlp.fc2.weight):
+            assert w.std().item() == pytest.approx(std / math.sqrt(2 * layer), rel=0.05)
+        assert blk.attn.qkv.weight.std().item() == pytest.approx(std, rel=0.05)
+        assert blk.attn.qkv.bias.abs().max() == 0
+
+
 def test_each_target_block_is_its_own_sequence_with_the_context_of_its_image():
     torch.manual_seed(0)
     pred = JEPAPredictor((4, 4), embed_dim=8, dim=16, depth=2, heads=2).double()

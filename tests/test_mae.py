@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from masked_image_helpers import tiny_vit, train_with_engine
+from masked_image_helpers import Interrupted, interrupt_after, tiny_vit, train_with_engine
 from ssl_bench.create import create_backbone, create_method
 from ssl_bench.errors import UserError
 from ssl_bench.methods.losses import mae_loss, patchify
@@ -165,3 +165,18 @@ def test_a_few_engine_steps_on_digits_lower_the_loss(tmp_path):
         feats = method.encoder().eval()(torch.randn(8, 1, 16, 16))
     assert feats.shape == (8, 64) and torch.isfinite(feats).all() and feats.std(0).mean() > 0
     assert all(math.isfinite(v) for v in losses)
+
+
+@pytest.mark.slow
+def test_a_resumed_run_draws_the_same_masks_and_ends_in_the_same_weights(tmp_path):
+    """The masks come from the run seed and a step count saved with the model: training 3 epochs straight and
+    training 1, stopping, and resuming give the same weights."""
+    params = {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2}
+    straight, _ = train_with_engine("mae", tmp_path / "a", params, base_lr=2e-3, epochs=3)
+    with pytest.raises(Interrupted):
+        train_with_engine("mae", tmp_path / "b", params, base_lr=2e-3, epochs=3, on_epoch_end=interrupt_after(1))
+    resumed, _ = train_with_engine("mae", tmp_path / "b", params, base_lr=2e-3, epochs=3, resume=True)
+    want, got = straight.state_dict(), resumed.state_dict()
+    assert int(got["mask_clock.step"]) == 3 * 4
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0, msg=key)
