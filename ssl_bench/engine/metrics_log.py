@@ -1,6 +1,7 @@
 """Per-run metrics log, one row per epoch, as JSONL or CSV; truncated on resume so no epoch repeats."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import sys
@@ -36,15 +37,22 @@ class MetricsLog:
 
     def _write_all(self, rows: list[dict[str, Any]]) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            if self.fmt == "jsonl":
-                f.writelines(dumps(r) + "\n" for r in rows)  # strict JSON: no NaN tokens
-            elif rows:
-                keys = list(dict.fromkeys(k for r in rows for k in r))
-                w = csv.DictWriter(f, fieldnames=keys)
-                w.writeheader()
-                w.writerows(rows)
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "w", newline="") as f:
+                if self.fmt == "jsonl":
+                    f.writelines(dumps(r) + "\n" for r in rows)  # strict JSON: no NaN tokens
+                elif rows:
+                    keys = list(dict.fromkeys(k for r in rows for k in r))
+                    w = csv.DictWriter(f, fieldnames=keys)
+                    w.writeheader()
+                    w.writerows(rows)
+            os.replace(tmp, self.path)
+        except OSError as exc:  # a full disk fails inside write() or close(), with no file name: name the log
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
 
 def _num(v: str) -> Any:
