@@ -30,29 +30,33 @@ class MetricsLog:
     def keep_before(self, epoch: int) -> None:
         """Drop rows of epochs >= epoch (they will be trained again after a resume)."""
         rows = [r for r in self.rows() if int(r["epoch"]) < epoch]
-        self._write_all(rows)
+        self._write_named(rows)
 
     def append(self, row: dict[str, Any]) -> None:
-        self._write_all(self.rows() + [row])
+        self._write_named(self.rows() + [row])
 
-    def _write_all(self, rows: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
+    def _write_named(self, rows: list[dict[str, Any]]) -> None:
+        """A full disk fails inside write() or close() with no file name: the error names the log instead."""
         try:
-            with open(tmp, "w", newline="") as f:
-                if self.fmt == "jsonl":
-                    f.writelines(dumps(r) + "\n" for r in rows)  # strict JSON: no NaN tokens
-                elif rows:
-                    keys = list(dict.fromkeys(k for r in rows for k in r))
-                    w = csv.DictWriter(f, fieldnames=keys)
-                    w.writeheader()
-                    w.writerows(rows)
-            os.replace(tmp, self.path)
-        except OSError as exc:  # a full disk fails inside write() or close(), with no file name: name the log
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+            self._write_all(rows)
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # no log-sized temporary left on a full disk
+                self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
             if exc.filename is not None:
                 raise
             raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+
+    def _write_all(self, rows: list[dict[str, Any]]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            if self.fmt == "jsonl":
+                f.writelines(dumps(r) + "\n" for r in rows)  # strict JSON: no NaN tokens
+            elif rows:
+                keys = list(dict.fromkeys(k for r in rows for k in r))
+                w = csv.DictWriter(f, fieldnames=keys)
+                w.writeheader()
+                w.writerows(rows)
+        os.replace(tmp, self.path)
 
 
 def _num(v: str) -> Any:
