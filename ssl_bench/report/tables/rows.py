@@ -30,8 +30,15 @@ def _number(x: Any) -> bool:
 
 
 def _short(x: Any, n: int = 40) -> str:
+    """`x` as a label of at most about n characters (a string as it is, anything else as repr)."""
     text = repr(x) if not isinstance(x, str) else x
     return text if len(text) <= n else f"{text[:n]}... ({len(text)} characters)"
+
+
+def _shown(x: Any) -> str:
+    """`x` quoted as Python writes it ('1' for a string, 1 for a number), cut when long."""
+    text = repr(x if not isinstance(x, str) or len(x) <= 40 else _short(x))
+    return _short(text)
 
 
 def _value_problem(r: dict[str, Any]) -> str | None:
@@ -39,10 +46,10 @@ def _value_problem(r: dict[str, Any]) -> str | None:
     if v is None:
         return None  # a failed row, or an ok row that reported nothing (shown as failed)
     if not _number(v) or not math.isfinite(v):
-        return f"value {_short(v)} is not a finite number"
+        return f"value {_shown(v)} is not a finite number"
     lo, hi = PERCENT if r.get("metric") in CLASSIFICATION_METRICS else (-MAX_NUMBER, MAX_NUMBER)
     if not lo <= v <= hi:
-        return f"value {v:g} of metric {_short(r.get('metric'))} is outside [{lo:g}, {hi:g}]"
+        return f"value {v:g} of metric {_shown(r.get('metric'))} is outside [{lo:g}, {hi:g}]"
     return None
 
 
@@ -52,7 +59,8 @@ def _numeric_problem(key: str, x: Any) -> str | None:
     if x is None and key not in INTEGER:
         return None
     if not _number(x) or not math.isfinite(x) or not whole or not lo <= x <= hi:
-        return f"{key} {_short(x)} is not {'an integer' if key in INTEGER else 'a number'} in [{lo:g}, {hi:g}]"
+        allowed = "an integer >= 0" if key in INTEGER else f"a number in [{lo:g}, {hi:g}]"
+        return f"{key} {_shown(x)} is not {allowed}"
     return None
 
 
@@ -65,7 +73,18 @@ def _field_problem(key: str, x: Any) -> str | None:
     if t is float and not (abs(x) <= MAX_NUMBER):  # also NaN and inf (json reads 1e400 as inf)
         return f"{key} {x!r} is not a finite number below {MAX_NUMBER:g}"
     if t is int and not -MAX_NUMBER <= x <= MAX_NUMBER:
-        return f"{key} {_short(x)} is not a number below {MAX_NUMBER:g}"
+        return f"{key} {_shown(x)} is not a number below {MAX_NUMBER:g}"
+    return None
+
+
+def _oversized(r: dict[str, Any]) -> str | None:
+    """The first top-level field too big for a cell (the one loop over every field: it runs for each row)."""
+    for key, x in r.items():
+        t = type(x)
+        if (t is str and len(x) > MAX_LABEL_CHARS) or ((t is float or t is int) and not abs(x) <= MAX_NUMBER):
+            found = _field_problem(key, x)
+            if found:
+                return found
     return None
 
 
@@ -73,20 +92,15 @@ def problem(r: dict[str, Any]) -> str | None:
     """Why row `r` cannot enter a table (None: it can)."""
     status = r.get("status")
     if status is not None and status not in STATUSES:
-        return f"status {_short(status)} is not one of {', '.join(STATUSES)}"
+        return f"status {_shown(status)} is not one of {', '.join(STATUSES)}"
     for key in LABELS:
         if type(r.get(key)) is not str:
-            return f"{key} {_short(r.get(key))} is not a string"
+            return f"{key} {_shown(r.get(key))} is not a string"
     for key in NUMERIC:
         found = _numeric_problem(key, r.get(key))
         if found:
             return found
-    for key, x in r.items():
-        if key != "value" and key not in NUMERIC:
-            found = _field_problem(key, x)
-            if found:
-                return found
-    return _value_problem(r)
+    return _value_problem(r) or _oversized(r)
 
 
 def _as_invalid(r: dict[str, Any], why: str) -> dict[str, Any]:
@@ -115,8 +129,8 @@ def screen(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[st
         if why is None:
             out.append(_cut(r))
         else:
-            notes.append(f"run {_short(r.get('run_id'))} {_short(r.get('protocol'), 20)}/{_short(r.get('metric'), 20)} "
-                         f"(record {i + 1}): {why}")
+            where = f"{_short(r.get('protocol'), 20)}/{_short(r.get('metric'), 20)}"
+            notes.append(f"run {_short(r.get('run_id'))} {where} (record {i + 1}): {why}")
             out.append(_as_invalid(r, why))
     return out, notes
 
