@@ -31,7 +31,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     records, invalid = screen(records)
     if invalid:
         warnings.warn(f"{path}: {len(invalid)} row(s) are not valid results; left out of every mean and shown as "
-                      f"invalid: {'; '.join(invalid[:3])}{'; ...' if len(invalid) > 3 else ''}", stacklevel=3)
+                      f"invalid: {'; '.join(invalid[:5])}{'; ...' if len(invalid) > 5 else ''}", stacklevel=3)
     return records
 
 
