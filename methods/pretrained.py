@@ -2,8 +2,10 @@
 
 `{name: pretrained, label: byol-official, params: {checkpoint: PATH, format: auto}}` loads the encoder of an
 official release (BYOL, SimCLR v1 converted; MoCo v2/v3), a solo-learn or lightly checkpoint, a torchvision or
-timm state dict, or an ssl-bench final.pt into the suite's backbone (key layouts: ssl_bench/weights/formats.py, a registry plugins extend).
-The record carries the file's path, size, sha256, detected format and the loaded / ignored / missing key counts.
+timm state dict, or an ssl-bench final.pt into the suite's backbone (key layouts: ssl_bench/weights/formats.py, a
+registry plugins extend). The record carries the file's path, size, sha256, detected format, the loaded / ignored /
+missing key counts and any dtype cast; the sha256 is also part of the run id. Non-finite weights are refused (a
+failed row).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from ssl_bench.weights.formats import CHECKPOINT_FORMATS
-from ssl_bench.weights.load import load_encoder
+from ssl_bench.weights.load import load_encoder, sha256
 from ssl_bench.method import Method
 from ssl_bench.registry import register_method
 from ssl_bench.validate import ExistingFile, OneOf
@@ -26,6 +28,12 @@ class Pretrained(Method):
     augmentation = {"views": []}
     defaults = {"checkpoint": "", "format": "auto"}
     param_ranges = {"checkpoint": ExistingFile(), "format": OneOf(lambda: ("auto", *CHECKPOINT_FORMATS.names()))}
+
+    @classmethod
+    def fingerprint(cls, params: dict[str, Any]) -> dict[str, str]:
+        """The checkpoint's sha256 goes into the run id: a file replaced in place (or the same relative path
+        elsewhere) is a new run on --resume, never the old numbers under a new file."""
+        return {"checkpoint_sha256": sha256(params["checkpoint"])}
 
     def __init__(self, backbone: nn.Module, num_classes: int | None = None, **params: Any):
         super().__init__(backbone, num_classes, **params)

@@ -24,7 +24,7 @@ def read_jsonl(path: str | Path) -> tuple[list[dict[str, Any]], list[tuple[int, 
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, an int of 5000 digits, nesting 100k deep
             obj = None
         if isinstance(obj, dict):
             rows.append(obj)

@@ -84,11 +84,11 @@ def test_match_names_by_file_name_and_by_class_path():
     assert match_names(["dog/x.png"], PATHS).tolist() == [3]
 
 
-def test_missing_names_listed_in_error():
+def test_missing_names_are_named_by_line_not_by_content():
     with pytest.raises(UserError) as err:
-        match_names(["c1.png", "nope1.png", "nope2.png"], PATHS, "subset_file 's.txt'")
+        match_names(["c1.png", "nope1.png", "nope2.png"], PATHS, "subset_file 's.txt'", lines=[2, 5, 9])
     msg = str(err.value)
-    assert "2 of 3" in msg and "nope1.png" in msg and "nope2.png" in msg and "s.txt" in msg
+    assert "2 of 3" in msg and "(lines 5, 9)" in msg and "s.txt" in msg and "nope" not in msg
 
 
 def test_ambiguous_name_is_error():
@@ -98,8 +98,8 @@ def test_ambiguous_name_is_error():
 
 def test_index_entries_out_of_range(tmp_path):
     f = tmp_path / "s.txt"
-    f.write_text("0\n5\n12\n")
-    with pytest.raises(UserError, match="12"):
+    f.write_text("0\n# c\n5\n12\n")
+    with pytest.raises(UserError, match=r"1 of 3 entries are not indices of the train split \(line 4\)"):
         subset_from_file(f, None, size=10)
 
 

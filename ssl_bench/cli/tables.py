@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ssl_bench.errors import UserError
+from ssl_bench.jsonl import write_text_atomic
 
 
 def _fields(values: list[str] | None) -> list[str] | None:
@@ -21,34 +22,54 @@ def _fields(values: list[str] | None) -> list[str] | None:
 
 @contextmanager
 def _warnings_as_lines() -> Iterator[None]:
-    """Show our warnings (torn line, mixed cells) as one 'warning:' line each, not with a source excerpt."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
+    """Show our warnings (torn line, mixed cells) as one 'warning:' line each, not with a source excerpt.
+
+    They are printed after catch_warnings has ended: re-emitting a library warning inside it would append to
+    the list being read, forever (a numpy overflow grew `ssl-bench table` past 20 GB). Repeats print once."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             yield
-        finally:
-            for w in caught:
-                if issubclass(w.category, UserWarning):
-                    print(f"warning: {w.message}", file=sys.stderr)
-                else:  # a library's deprecation notice keeps its usual form
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    finally:
+        seen: set[tuple[type, str]] = set()
+        for w in caught:
+            key = (w.category, str(w.message))
+            if key in seen:
+                continue
+            seen.add(key)
+            if issubclass(w.category, UserWarning):
+                print(f"warning: {w.message}", file=sys.stderr)
+            else:  # a library's deprecation notice keeps its usual form
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _check_output(output: str | None, force: bool) -> None:
+    """Before anything is computed: --output must be a new file in an existing folder, unless --force (as
+    `ssl-bench export` never overwrites)."""
+    if output is None:
+        return
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise UserError(f"--output {output}: folder {path.parent} does not exist; allowed: a file in an existing "
+                        "folder")
+    if path.is_dir():
+        raise UserError(f"--output {output}: is a folder; allowed: a file name")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise UserError(f"--output {output}: exists; allowed: a new file name, or --force to replace it")
 
 
 def _write(text: str, output: str | None) -> None:
     if output is None:
         print(text, end="" if text.endswith("\n") else "\n")
         return
-    path = Path(output)
-    if not path.parent.is_dir():
-        raise UserError(f"--output {output}: folder {path.parent} does not exist; allowed: a file in an existing "
-                        "folder")
-    path.write_text(text)
-    print(f"wrote {path}")
+    write_text_atomic(output, text)  # a rename: an existing file (or a link) is replaced, never written through
+    print(f"wrote {output}")
 
 
 def cmd_table(args: argparse.Namespace) -> int:
     from ssl_bench.report.tables import load_results, render
 
+    _check_output(args.output, args.force)
     with _warnings_as_lines():
         df = load_results(args.out)
         if args.layout == "compute":
@@ -89,6 +110,7 @@ def _level_flags(p: argparse.ArgumentParser, alpha: bool = True) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from ssl_bench.report.html import write_report
 
+    _check_output(args.output, args.force)
     with _warnings_as_lines():
         path = write_report(args.out, args.output)
     print(f"report: {path}")
@@ -119,7 +141,8 @@ def add_parsers(subparsers) -> None:
                    help="show each cell's confidence interval instead of the std: Student t over 2+ seeds, a "
                         "bootstrap over the test images for one seed")
     _level_flags(t)
-    t.add_argument("--output", metavar="FILE", help="write to FILE instead of the terminal")
+    t.add_argument("--output", metavar="FILE", help="write to FILE instead of the terminal (a new file)")
+    t.add_argument("--force", action="store_true", help="let --output replace an existing file")
     t.set_defaults(func=cmd_table)
 
     c = subparsers.add_parser("compare", help="method a minus method b, with its interval and p-value",
@@ -134,5 +157,7 @@ def add_parsers(subparsers) -> None:
 
     r = subparsers.add_parser("report", help="one self-contained HTML page: tables and plots of a result folder")
     r.add_argument("out", metavar="OUT", help="result folder holding results.jsonl (and runs/)")
-    r.add_argument("--output", metavar="FILE", help="where to write the page (default OUT/report.html)")
+    r.add_argument("--output", metavar="FILE", help="where to write the page (default OUT/report.html, "
+                                                    "rewritten each time); an existing FILE only with --force")
+    r.add_argument("--force", action="store_true", help="let --output replace an existing file")
     r.set_defaults(func=cmd_report)

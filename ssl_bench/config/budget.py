@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from ssl_bench.config.spec import MethodSpec
 
 KINDS = ("epochs", "images_seen", "wall_time_s")
+# Far above any real run (ImageNet for 1000 epochs is 1.3e9 images), far below what breaks the step arithmetic.
+MAX_IMAGES_SEEN = 10 ** 12
+MAX_WALL_TIME_S = 365 * 24 * 3600.0
 ALLOWED = "a mapping with exactly one of epochs, images_seen, wall_time_s (e.g. {images_seen: 50000})"
 
 
@@ -33,12 +36,13 @@ def parse(value: Any, field: str) -> dict[str, float] | None:
     kind, x = next(iter(d.items()))
     where = f"{field}.{kind}"
     if kind == "wall_time_s":
-        if v.as_float(x, where, 0.0) <= 0:
-            raise v.fail(where, x, "a number of seconds > 0")
+        allowed = f"a number of seconds > 0 and at most {MAX_WALL_TIME_S:g} (a year)"
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x <= MAX_WALL_TIME_S:  # NaN too
+            raise v.fail(where, x, allowed)
         return {kind: float(x)}
-    if isinstance(x, float) and x.is_integer():  # YAML 1.2 reads 5e4 as a float
+    if isinstance(x, float) and x.is_integer() and abs(x) <= MAX_IMAGES_SEEN:  # YAML 1.2 reads 5e4 as a float
         x = int(x)
-    return {kind: v.as_int(x, where, 1, 100000 if kind == "epochs" else None)}
+    return {kind: v.as_int(x, where, 1, 100000 if kind == "epochs" else MAX_IMAGES_SEEN)}
 
 
 def normalize_pretrain(p: dict[str, Any], given: dict[str, Any]) -> None:

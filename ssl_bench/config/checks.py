@@ -9,7 +9,7 @@ from ssl_bench import validate as v
 from ssl_bench.errors import DatasetUnavailableError, UserError
 
 if TYPE_CHECKING:
-    from ssl_bench.config.spec import DatasetSpec, EvalSpec, Suite
+    from ssl_bench.config.spec import BackboneSpec, DatasetSpec, EvalSpec, Suite
 
 
 def check_epochs(name: str, trainable: bool, epochs: int, field: str) -> None:
@@ -59,6 +59,36 @@ def check_distinct(datasets: list[DatasetSpec], evaluations: list[EvalSpec]) -> 
         if first != i:
             raise v.fail(f"evaluations[{i}]", e.name, f"an evaluation not listed before (evaluations[{first}] has "
                                                       "the same name and params)")
+
+
+def check_distinct_backbones(backbones: list[BackboneSpec]) -> None:
+    """The same backbone twice (whatever its labels) would train and evaluate every run twice."""
+    seen: dict[str, int] = {}
+    for i, b in enumerate(backbones):
+        key = json.dumps([b.name, b.kwargs, b.small_stem], sort_keys=True, default=str)
+        first = seen.setdefault(key, i)
+        if first != i:
+            raise v.fail(f"backbones[{i}]", b.label, f"a backbone not listed before (backbones[{first}] has the same "
+                                                     "name, kwargs and small_stem)")
+
+
+MAX_RUN_ID_CHARS = 200  # a run id names a folder and files in it (claims add suffixes): file names stop at 255 bytes
+
+
+def check_run_id_length(suite: Suite) -> None:
+    """Run ids are `method-backbone-dataset-sSEED-hash8`: refuse labels whose longest run id would not fit a file
+    name, now rather than when the run's folder is made."""
+    parts = [max(((len(x.encode()), f"{field}[{i}].{attr}") for i, x in enumerate(names)), default=(0, field))
+             for field, attr, names in (("methods", "label", [m.label for m in suite.methods]),
+                                        ("backbones", "label", [b.label for b in suite.backbones]),
+                                        ("datasets", "name", [d.name for d in suite.datasets]))]
+    (m, _), (b, _), (d, _) = parts
+    total = len(f"{'m' * m}-{'b' * b}-{'d' * d}-s{max(suite.seeds)}-{'h' * 8}")  # as RunSpec.run_id spells it
+    if total > MAX_RUN_ID_CHARS:
+        longest = max(parts)[1]
+        raise UserError(f"{longest}: run ids would be {total} characters (method label, backbone label, dataset, "
+                        f"seed and hash); allowed: shorter labels, so that a run id has at most {MAX_RUN_ID_CHARS} "
+                        "characters (it names the run's folder)")
 
 
 def check_batch_size(suite: Suite) -> None:

@@ -37,6 +37,8 @@ class RunSpec:
             **{k: self.pretrain[k] for k in MONITOR_KEYS if self.pretrain.get(k)},
             # images seen or wall time: only when given, so runs trained by epochs keep their ids
             **({"budget": self.method.budget} if self.method.budget else {}),
+            # the content of a method's files (a released checkpoint): only when declared, ids stay otherwise
+            **({"content": self.method.content} if self.method.content else {}),
         }
 
     @property

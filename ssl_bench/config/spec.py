@@ -17,6 +17,9 @@ class MethodSpec:
     label: str = ""  # how tables and records name it (an ablation gives two entries of one method two labels)
     preset: str | None = None  # the paper preset its defaults came from (ssl_bench/presets.py), if any
     budget: dict[str, float] | None = None  # images_seen or wall_time_s (then epochs is 0); None: epochs
+    # what the method's files hold (`Method.fingerprint`: a checkpoint's sha256), so the run id follows the
+    # weights, not their path
+    content: dict[str, str] = field(default_factory=dict)
 
     @property
     def trained(self) -> bool:

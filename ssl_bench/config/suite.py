@@ -80,8 +80,9 @@ def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
     if budget is None:
         checks.check_epochs(name, cls.trainable, epochs, epochs_field)
     label = v.as_safe_name(d.get("label", name), f"{field}.label" if "label" in d else f"{field}.name")
+    fingerprint = getattr(cls, "fingerprint", None)  # e.g. `pretrained`: the checkpoint's content hash
     return MethodSpec(name, params, optim, views, blur_small, epochs if cls.trainable else 0, label, preset_name,
-                      budget if cls.trainable else None)
+                      budget if cls.trainable else None, fingerprint(params) if fingerprint else {})
 
 
 def _check_optim(optim: dict, field: str) -> None:
@@ -216,6 +217,8 @@ def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
         launcher=check_launcher(raw.get("launcher")),
     )
     checks.check_distinct(suite.datasets, suite.evaluations)
+    checks.check_distinct_backbones(suite.backbones)
+    checks.check_run_id_length(suite)
     checks.check_pretrain_needs(suite)
     checks.check_layer_decay(suite)
     checks.check_batch_size(suite)  # last: it may load a small embedded dataset

@@ -1,7 +1,8 @@
 """Reading a suite file: a safe YAML loader with YAML 1.2 floats and booleans, no duplicate keys and bounded size.
 
 A suite is a few hundred nodes; the caps below are far above that and far below what hurts: a
-"billion laughs" file (aliases of aliases) is refused while it is still a small node graph.
+"billion laughs" file (aliases of aliases, or one long string aliased many times) is refused while it is still
+a small node graph.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ssl_bench.errors import UserError
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB
 MAX_NODES = 100_000  # YAML nodes after expanding every alias
+MAX_CHARS = 4 << 20  # characters of all scalars after expanding every alias (the file itself is at most 1 MiB)
 
 
 class _SuiteLoader(yaml.SafeLoader):
@@ -50,11 +52,12 @@ class _SuiteLoader(yaml.SafeLoader):
 
 
 def _check_expanded_size(root: yaml.Node) -> None:
-    """Count the nodes the document has once every alias is expanded (memoized: linear in the graph)."""
-    sizes: dict[int, int] = {}
+    """Count the nodes and the characters of the document once every alias is expanded (memoized: linear in the
+    graph), so a value that would only blow up when it is copied or printed is refused here, naming its field."""
+    sizes: dict[int, tuple[int, int]] = {}
     active: set[int] = set()
 
-    def size(node: yaml.Node) -> int:
+    def size(node: yaml.Node, field: str) -> tuple[int, int]:
         key = id(node)
         if key in sizes:
             return sizes[key]
@@ -62,19 +65,26 @@ def _check_expanded_size(root: yaml.Node) -> None:
             raise ConstructorError(None, None, "an alias refers to a node that contains it; allowed: no "
                                    "recursive aliases", node.start_mark)
         active.add(key)
-        total = 1
-        if isinstance(node, yaml.SequenceNode):
-            total += sum(size(child) for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            total += sum(size(k) + size(v) for k, v in node.value)
+        nodes, chars = 1, len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+        children = list(enumerate(node.value)) if isinstance(node, yaml.SequenceNode) else \
+            [(k.value if isinstance(k, yaml.ScalarNode) else "?", (k, v)) for k, v in node.value] \
+            if isinstance(node, yaml.MappingNode) else []
+        for name, child in children:
+            where = f"{field}[{name}]" if isinstance(name, int) else f"{field}.{name}" if field else str(name)
+            for part in (child if isinstance(child, tuple) else (child,)):
+                n, c = size(part, where)
+                nodes, chars = nodes + n, chars + c
         active.discard(key)
-        sizes[key] = min(total, MAX_NODES + 1)  # capped, so the sums stay small integers
-        if total > MAX_NODES:
+        sizes[key] = min(nodes, MAX_NODES + 1), min(chars, MAX_CHARS + 1)  # capped: the sums stay small
+        if nodes > MAX_NODES:
             raise ConstructorError(None, None, f"aliases expand to more than {MAX_NODES} YAML nodes; allowed: "
                                    f"at most {MAX_NODES} (is it an alias bomb?)", node.start_mark)
+        if chars > MAX_CHARS:
+            raise UserError(f"{field or 'suite'}: expands to more than {MAX_CHARS} characters once its aliases are "
+                            f"expanded; allowed: at most {MAX_CHARS} (is it an alias bomb?)")
         return sizes[key]
 
-    size(root)
+    size(root, "")
 
 
 _SuiteLoader.yaml_implicit_resolvers = {

@@ -1,6 +1,7 @@
 """Per-run metrics log, one row per epoch, as JSONL or CSV; truncated on resume so no epoch repeats."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import sys
@@ -29,10 +30,21 @@ class MetricsLog:
     def keep_before(self, epoch: int) -> None:
         """Drop rows of epochs >= epoch (they will be trained again after a resume)."""
         rows = [r for r in self.rows() if int(r["epoch"]) < epoch]
-        self._write_all(rows)
+        self._write_named(rows)
 
     def append(self, row: dict[str, Any]) -> None:
-        self._write_all(self.rows() + [row])
+        self._write_named(self.rows() + [row])
+
+    def _write_named(self, rows: list[dict[str, Any]]) -> None:
+        """A full disk fails inside write() or close() with no file name: the error names the log instead."""
+        try:
+            self._write_all(rows)
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # no log-sized temporary left on a full disk
+                self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def _write_all(self, rows: list[dict[str, Any]]) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -51,21 +50,46 @@ def balanced_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.T
     return torch.sort(chosen).values
 
 
-def read_subset_file(path: str | os.PathLike) -> list[str]:
-    """The entries of a subset file, in order (whitespace stripped, blanks and '#' comments skipped)."""
+MAX_SUBSET_FILE_BYTES = 256 << 20  # ImageNet's whole train listing is ~40 MB
+
+
+def read_subset_lines(path: str | os.PathLike) -> list[tuple[int, str]]:
+    """(line number, entry) of each entry of a subset file, in order (whitespace stripped, blanks and '#'
+    comments skipped). Errors name the file and line numbers, never what the lines say: a path given by
+    mistake may point at a file whose content belongs nowhere near results.jsonl."""
     p = Path(os.path.expanduser(str(path)))
     if not p.is_file():
         raise UserError(f"subset_file: {str(p)!r} does not exist; allowed: a text file with one image file name "
                         "per line (SimCLR's 1percent.txt format)")
-    text = gzip.decompress(p.read_bytes()).decode() if p.suffix == ".gz" else p.read_text()
-    entries = [line.strip() for line in text.splitlines()]
-    entries = [e for e in entries if e and not e.startswith("#")]
+    if p.stat().st_size > MAX_SUBSET_FILE_BYTES:
+        raise UserError(f"subset_file: {str(p)!r} is {p.stat().st_size} bytes; allowed: a subset file of at most "
+                        f"{MAX_SUBSET_FILE_BYTES} bytes")
+    try:
+        text = gzip.decompress(p.read_bytes()).decode() if p.suffix == ".gz" else p.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError, EOFError, gzip.BadGzipFile):
+        raise UserError(f"subset_file: {str(p)!r} is not a UTF-8 text file; allowed: one image file name per "
+                        "line") from None
+    entries = [(i + 1, line.strip()) for i, line in enumerate(text.splitlines())]
+    entries = [(i, e) for i, e in entries if e and not e.startswith("#")]
     if not entries:
         raise UserError(f"subset_file: {str(p)!r} has no entries; allowed: one image file name per line")
-    dupes = sorted(e for e, c in Counter(entries).items() if c > 1)
+    first: dict[str, int] = {}
+    dupes = [(first[e], i) for i, e in entries if first.setdefault(e, i) != i]
     if dupes:
-        raise UserError(f"subset_file: {str(p)!r} lists {dupes[:3]} more than once; allowed: each image once")
+        raise UserError(f"subset_file: {str(p)!r} lists {len(dupes)} entr{'y' if len(dupes) == 1 else 'ies'} more "
+                        f"than once (line {dupes[0][1]} repeats line {dupes[0][0]}); allowed: each image once")
     return entries
+
+
+def read_subset_file(path: str | os.PathLike) -> list[str]:
+    """The entries of a subset file, in order (see read_subset_lines)."""
+    return [e for _, e in read_subset_lines(path)]
+
+
+def _lines(bad: Sequence[int]) -> str:
+    """'line 3' / 'lines 3, 7, 9, ...': where the bad entries are."""
+    shown = ", ".join(str(n) for n in bad[:5]) + (", ..." if len(bad) > 5 else "")
+    return f"line{'s' if len(bad) > 1 else ''} {shown}"
 
 
 def check_subset_file(path: object, field: str) -> str:
@@ -84,10 +108,12 @@ def check_subset_file(path: object, field: str) -> str:
     return path
 
 
-def match_names(names: Sequence[str], paths: Sequence[str], source: str = "subset_file") -> torch.Tensor:
+def match_names(names: Sequence[str], paths: Sequence[str], source: str = "subset_file",
+                lines: Sequence[int] | None = None) -> torch.Tensor:
     """Sorted indices of `paths` named by `names`. A name without '/' matches a path's file name; one with
     '/' (e.g. 'n01440764/n01440764_10026.JPEG') matches the end of a path. Names matching nothing, or
-    ambiguous ones, raise UserError listing a few."""
+    ambiguous ones, raise UserError naming their line numbers (`lines`, else their positions)."""
+    lines = list(lines) if lines is not None else list(range(1, len(names) + 1))
     by_key: dict[str, list[int]] = {}
     depths = {n.count("/") for n in names}
     for i, path in enumerate(paths):
@@ -95,32 +121,37 @@ def match_names(names: Sequence[str], paths: Sequence[str], source: str = "subse
         for d in depths:
             if len(parts) > d:
                 by_key.setdefault("/".join(parts[len(parts) - d - 1:]), []).append(i)
-    missing = [n for n in names if n not in by_key]
+    missing = [n for n, name in zip(lines, names) if name not in by_key]
     if missing:
-        raise UserError(f"{source}: {len(missing)} of {len(names)} names are not images of the dataset, e.g. "
-                        f"{missing[:5]}; allowed: file names of the dataset's train images (one per line)")
-    ambiguous = [n for n in names if len(by_key[n]) > 1]
+        raise UserError(f"{source}: {len(missing)} of {len(names)} entries are not images of the dataset "
+                        f"({_lines(missing)}); allowed: file names of the dataset's train images (one per line)")
+    ambiguous = [n for n, name in zip(lines, names) if len(by_key[name]) > 1]
     if ambiguous:
-        raise UserError(f"{source}: names {ambiguous[:5]} match several train images; allowed: names unique in "
-                        "the dataset (write them as 'class_folder/file_name')")
+        raise UserError(f"{source}: the names on {_lines(ambiguous)} match several train images; allowed: names "
+                        "unique in the dataset (write them as 'class_folder/file_name')")
     return torch.tensor(sorted(by_key[n][0] for n in names), dtype=torch.long)
 
 
-def parse_indices(entries: Sequence[str], size: int, source: str = "subset_file") -> torch.Tensor:
+def parse_indices(entries: Sequence[str], size: int, source: str = "subset_file",
+                  lines: Sequence[int] | None = None) -> torch.Tensor:
     """Sorted indices from entries that are integers in [0, size)."""
-    bad = [e for e in entries if not e.isdigit() or int(e) >= size]
+    lines = list(lines) if lines is not None else list(range(1, len(entries) + 1))
+    bad = [n for n, e in zip(lines, entries) if not e.isdigit() or int(e) >= size]
     if bad:
-        raise UserError(f"{source}: entries {bad[:5]} are not indices of the train split; allowed: integers "
-                        f"0..{size - 1}, one per line (or image file names for an image_folder dataset)")
+        raise UserError(f"{source}: {len(bad)} of {len(entries)} entries are not indices of the train split "
+                        f"({_lines(bad)}); allowed: integers 0..{size - 1}, one per line (or image file names for "
+                        "an image_folder dataset)")
     return torch.tensor(sorted(int(e) for e in entries), dtype=torch.long)
 
 
 def subset_from_file(path: str | os.PathLike, paths: Sequence[str] | None, size: int) -> torch.Tensor:
     """Indices into a train split of `size` images given by a subset file: names for a folder dataset
     (`paths` given), indices otherwise."""
-    entries = read_subset_file(path)
+    numbered = read_subset_lines(path)
+    lines, entries = [n for n, _ in numbered], [e for _, e in numbered]
     source = f"subset_file {str(path)!r}"
-    return match_names(entries, paths, source) if paths is not None else parse_indices(entries, size, source)
+    return match_names(entries, paths, source, lines) if paths is not None else \
+        parse_indices(entries, size, source, lines)
 
 
 def subset_file_split(path: str | os.PathLike, bundle: DatasetBundle) -> tuple[ImageSet, torch.Tensor, ImageSet]:

@@ -134,7 +134,7 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
             except Exception as exc:  # noqa: BLE001 - rank 0 alone: the others wait at the barrier
                 recorder.crashed(exc, todo, run_dir, alone=True)
             else:
-                recorder.set_collapse_score(score, collapsed=score < COLLAPSE_THRESHOLD)
+                recorder.set_collapse_score(score, collapsed=not score >= COLLAPSE_THRESHOLD)  # NaN: collapsed
                 evaluate_all(todo, ctx, recorder, spec.seed)
     dist.barrier()
 

@@ -2,6 +2,9 @@
 state dict, with a model card (method, recipe, data, epochs, result rows) beside it as FILE.json."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -9,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ssl_bench.weights.load import read_checkpoint, sha256
+from ssl_bench.weights.load import read_checkpoint
 from ssl_bench.errors import UserError
 from ssl_bench.run.ledger import ResultsStore, now
 
@@ -28,22 +31,42 @@ def encoder_state(run_dir: Path) -> dict[str, torch.Tensor]:
     return enc
 
 
-def model_card(run_dir: Path, fmt: str, output: Path) -> dict[str, Any]:
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """run.json as written by the run ({} when absent); anything else is one line, before a byte is written."""
+    path = run_dir / "run.json"
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # garbage, not UTF-8, a folder, unreadable
+        raise UserError(f"{path}: not readable as JSON ({type(exc).__name__}); allowed: the run.json ssl-bench "
+                        "wrote for the run (or none)") from None
+    if not isinstance(info, dict) or not isinstance(info.get("config", {}), dict):
+        raise UserError(f"{path}: not a run description (a JSON object with a `config` mapping); allowed: the "
+                        "run.json ssl-bench wrote for the run (or none)")
+    return info
+
+
+def _short(x: Any) -> Any:
+    """A result field as the card shows it: a tampered 10 MB string in results.jsonl stays out of the card."""
+    return x if not isinstance(x, str) or len(x) <= 256 else f"{x[:40]}... ({len(x)} characters)"
+
+
+def model_card(run_dir: Path, info: dict[str, Any], fmt: str, output: Path, digest: str) -> dict[str, Any]:
     config = info.get("config", {})
     rows = [r for r in ResultsStore(run_dir.parent.parent).load() if r.get("run_id") == run_dir.name]
     name = config.get("backbone", "?")
     kwargs = config.get("backbone_kwargs", {})
     return {
-        "run_id": run_dir.name, "exported": now(), "format": fmt, "file": output.name, "sha256": sha256(output),
+        "run_id": run_dir.name, "exported": now(), "format": fmt, "file": output.name, "sha256": digest,
         "method": config.get("method"), "params": config.get("params"), "optim": config.get("optim"),
         "views": config.get("views"), "epochs": config.get("epochs"), "budget": config.get("budget"),
         "seed": config.get("seed"),
         "data": {"dataset": config.get("dataset"), "image_size": info.get("image_size"),
                  "dataset_params": config.get("dataset_params")},
         "backbone": {"name": name, "kwargs": kwargs, "small_stem": config.get("small_stem")},
-        "results": [{k: r.get(k) for k in ("protocol", "eval_dataset", "metric", "label_fraction", "value",
-                                           "status")} for r in rows],
+        "results": [{k: _short(r.get(k)) for k in ("protocol", "eval_dataset", "metric", "label_fraction", "value",
+                                                   "status")} for r in rows],
         "load": {"timm": f"timm.create_model({name!r}, pretrained=True, num_classes=0, "
                          f"pretrained_cfg_overlay=dict(file={str(output)!r}), **{kwargs!r})",
                  "torchvision": f"model.load_state_dict(torch.load({str(output)!r}), strict=False)  # no fc",
@@ -53,32 +76,45 @@ def model_card(run_dir: Path, fmt: str, output: Path) -> dict[str, Any]:
     }
 
 
-def _backbone_name(run_dir: Path) -> str:
-    try:
-        return str(json.loads((run_dir / "run.json").read_text())["config"]["backbone"])
-    except (OSError, ValueError, KeyError):
-        return "?"
-
-
-def export_run(run_dir: str | os.PathLike, fmt: str, output: str | os.PathLike) -> Path:
-    run_dir, output = Path(run_dir), Path(output)
+def _check_destination(run_dir: Path, fmt: str, output: Path, card_path: Path) -> None:
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"--format: bad value {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}")
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: not a folder; allowed: OUT/runs/<run_id> of a finished run")
-    card_path = output.with_name(output.name + ".json")
     for p in (output, card_path):
-        if p.exists():
+        if p.exists() or p.is_symlink():
             raise UserError(f"--output {p}: exists; allowed: a new file name (export never overwrites)")
     if not output.parent.is_dir():
         raise UserError(f"--output {output}: folder {output.parent} does not exist; allowed: an existing folder")
-    backbone = _backbone_name(run_dir)
+
+
+def export_run(run_dir: str | os.PathLike, fmt: str, output: str | os.PathLike) -> Path:
+    """Everything is read and checked first (run.json, final.pt, results); then the state dict and its card
+    are written through temporaries and renamed, so a refusal or a full disk leaves neither file behind."""
+    run_dir, output = Path(run_dir), Path(output)
+    card_path = output.with_name(output.name + ".json")
+    _check_destination(run_dir, fmt, output, card_path)
+    info = read_run_info(run_dir)
+    backbone = str(info.get("config", {}).get("backbone", "?"))
     if fmt == "torchvision" and not backbone.startswith(("resnet", "wide_resnet")):
         raise UserError(f"--format torchvision: backbone {backbone!r} has no torchvision layout; allowed: timm "
                         "(torchvision shares key names with timm for ResNets only)")
-    enc = encoder_state(run_dir)  # timm and torchvision ResNets share key names; no classifier is written
-    tmp = output.with_name(f"{output.name}.tmp{os.getpid()}")
-    torch.save(enc, tmp)
-    os.replace(tmp, output)
-    card_path.write_text(json.dumps(model_card(run_dir, fmt, output), indent=1, default=str))
+    buffer = io.BytesIO()
+    torch.save(encoder_state(run_dir), buffer)  # timm and torchvision ResNets share key names; no classifier
+    blob = buffer.getvalue()
+    card = json.dumps(model_card(run_dir, info, fmt, output, hashlib.sha256(blob).hexdigest()), indent=1,
+                      default=str)
+    temporaries = [p.with_name(f"{p.name}.tmp{os.getpid()}") for p in (output, card_path)]
+    placed: list[Path] = []
+    try:
+        temporaries[0].write_bytes(blob)
+        temporaries[1].write_text(card, encoding="utf-8")
+        for tmp, final in zip(temporaries, (output, card_path)):
+            os.replace(tmp, final)
+            placed.append(final)
+    except OSError:
+        for p in [*temporaries, *placed]:  # a state dict without its card is not left behind
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
+        raise
     return output

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 
 from ssl_bench.errors import UserError
+from ssl_bench.report.tables.rows import INVALID
 from ssl_bench.report.tables.uncertainty import Uncertainty, evidence_refs, samples_of, test_counts
 from ssl_bench.report.tables.vocab import SETTING_FIELDS, is_missing
 
-STAT_COLUMNS = ("mean", "std", "n", "n_failed", "n_collapsed", "status")
+STAT_COLUMNS = ("mean", "std", "n", "n_failed", "n_collapsed", "n_invalid", "status")
 NOT_KEYS = {"value", "error", "extra", "versions", "method_params", "eval_params", "optim", "augment",
             "split_info", "timestamp", "wall_time_s", "pretrain_time_s"}
 
@@ -31,8 +32,8 @@ def check_fields(df: pd.DataFrame, fields: list[str], option: str) -> None:
 def aggregate(df: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataFrame:
     """One line per (rows + columns) group: mean, sample std (ddof=1, NaN for n=1) and n over the ok seeds.
 
-    Records whose status is failed or collapsed (or whose value is missing) never enter the mean; they are
-    counted in n_failed / n_collapsed, and `status` says "failed" / "collapsed" when no seed is ok.
+    Records whose status is failed, collapsed or invalid (or whose value is missing) never enter the mean; they
+    are counted in n_failed / n_collapsed / n_invalid, and `status` says which when no seed is ok.
     """
     keys = list(rows) + list(columns)
     check_fields(df, list(rows), "--rows")
@@ -43,8 +44,9 @@ def aggregate(df: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataF
     ok = (df["status"] == "ok") & df["value"].notna()
     work = pd.DataFrame({k: df[k] for k in keys})
     work["_v"] = df["value"].where(ok)
-    work["_failed"] = (~ok & (df["status"] != "collapsed")).astype(int)
+    work["_failed"] = (~ok & ~df["status"].isin(["collapsed", INVALID])).astype(int)
     work["_collapsed"] = (df["status"] == "collapsed").astype(int)
+    work["_invalid"] = (df["status"] == INVALID).astype(int)
     work["_refs"] = evidence_refs(df).where(ok, None).map(lambda r: () if r is None else (r,))
     work["_ntest"] = test_counts(df).where(ok)
     work["seed"] = df["seed"] if "seed" in df else None
@@ -53,25 +55,24 @@ def aggregate(df: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataF
         # so n and the std count distinct seeds
         work = work.groupby(keys + ["seed"], dropna=False, sort=False).agg(
             _v=("_v", "mean"), _failed=("_failed", "sum"), _collapsed=("_collapsed", "sum"),
-            _refs=("_refs", lambda s: sum(s, ())), _ntest=("_ntest", "max")).reset_index()
+            _invalid=("_invalid", "sum"), _refs=("_refs", lambda s: sum(s, ())), _ntest=("_ntest", "max")).reset_index()
     work["_s"] = samples_of(work)  # what intervals and paired tests need: per seed, its value and evidence
     grouped = work.groupby(keys, dropna=False, sort=False)
     out = grouped.agg(mean=("_v", "mean"), std=("_v", lambda s: s.std(ddof=1)), n=("_v", "count"),
-                      n_failed=("_failed", "sum"), n_collapsed=("_collapsed", "sum"),
+                      n_failed=("_failed", "sum"), n_collapsed=("_collapsed", "sum"), n_invalid=("_invalid", "sum"),
                       _samples=("_s", lambda s: tuple(x for x in s if x is not None))).reset_index()
     out["n"] = out["n"].astype(int)
     out["std"] = out["std"].astype(float)
-    out["status"] = [_status(n, f, c) for n, f, c in zip(out["n"], out["n_failed"], out["n_collapsed"])]
+    out["status"] = [_status(*c) for c in zip(out["n"], out["n_failed"], out["n_collapsed"], out["n_invalid"])]
     out.attrs.update(rows=list(rows), columns=list(columns))
     return out
 
 
-def _status(n: int, failed: int, collapsed: int) -> str:
+def _status(n: int, failed: int, collapsed: int, invalid: int = 0) -> str:
+    """ok when a seed is; else what the seeds were: failed, collapsed, invalid, or several of them joined by /."""
     if n > 0:
         return "ok"
-    if collapsed and not failed:
-        return "collapsed"
-    return "failed/collapsed" if collapsed else "failed"
+    return "/".join(w for w, k in (("failed", failed), ("collapsed", collapsed), (INVALID, invalid)) if k) or "failed"
 
 
 def _warn_mixed(df: pd.DataFrame, keys: list[str]) -> None:

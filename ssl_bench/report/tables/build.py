@@ -11,8 +11,8 @@ from ssl_bench.report.tables.layouts import LAYOUTS, Section, add_target, pivot_
 from ssl_bench.report.tables.reference import REPORTED_SETTING, deltas, load_reference, relevant, reported_frame, widen_rows
 from ssl_bench.report.tables.uncertainty import Uncertainty, add_intervals
 
-TIDY_TAIL = ("mean", "std", "n", "n_failed", "n_collapsed", "status", "reported", "reference", "source", "note",
-             "delta", "best", "tied")
+TIDY_TAIL = ("mean", "std", "n", "n_failed", "n_collapsed", "n_invalid", "status", "reported", "reference", "source",
+             "note", "delta", "best", "tied")
 CI_TAIL = ("ci_lo", "ci_hi", "ci_method", "ci_level", "p_vs_best", "tie_test")  # with --ci only
 
 

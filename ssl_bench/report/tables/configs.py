@@ -12,6 +12,8 @@ import warnings
 
 import pandas as pd
 
+from ssl_bench.report.tables.rows import INVALID
+
 # What makes two records of one label different experiments (besides the seed).
 TRAIN_FIELDS = ("setting_hash", "method_params", "optim", "augment", "epochs", "backbone", "pretrain_dataset")
 CELL_FIELDS = ("method", "backbone", "pretrain_dataset", "epochs", "protocol", "eval_dataset", "metric",
@@ -31,6 +33,7 @@ def _signature(rec: pd.Series) -> str:
 def separate_configurations(df: pd.DataFrame) -> pd.DataFrame:
     """Relabel `method` as `method [sig]` for labels whose cells would mix configurations."""
     ours = df["run_id"].notna() if "run_id" in df else pd.Series(False, index=df.index)
+    ours &= df["status"] != INVALID  # its fields are not to be trusted (cut, or dropped): it splits nothing
     if not ours.any():
         return df
     sig = df[ours].apply(_signature, axis=1)

@@ -60,7 +60,7 @@ def cell_text(c: Cell, st: Style, n_max: int, decimals: int = 1) -> str:
         text += st.dagger
     if not c.reported and c.n < n_max:
         text += f" (n={c.n})"
-    for count, word in ((c.n_failed, "failed"), (c.n_collapsed, "collapsed")):
+    for count, word in ((c.n_failed, "failed"), (c.n_collapsed, "collapsed"), (c.n_invalid, "invalid")):
         if count:
             text += st.escape(f" [{count} {word}]")
     return text
@@ -73,6 +73,8 @@ def footnote(g: Grid, st: Style) -> str:
              _tie_rule(g, st),
              f"{st.dash}: no result",
              "failed: every seed failed; collapsed: every seed's encoder collapsed; [k failed]: k seeds left out"]
+    if any(c.n_invalid for line in g.cells for c in line):
+        parts.append("invalid: a result row that is not a valid measurement (named in a warning), left out")
     if g.sources:
         parts.append("reported: a published number, not run here")
     if g.has_delta:

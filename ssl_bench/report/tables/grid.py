@@ -19,9 +19,10 @@ class Cell:
     mean: float = float("nan")
     std: float = float("nan")
     n: int = 0
-    status: str = "ok"  # ok | failed | collapsed | failed/collapsed
+    status: str = "ok"  # ok | failed | collapsed | invalid | several joined by "/"
     n_failed: int = 0
     n_collapsed: int = 0
+    n_invalid: int = 0
     best: bool = False
     tied: bool = False
     reported: bool = False
@@ -159,5 +160,6 @@ def _cell(r: pd.Series | None) -> Cell:
         if "ci_method" in r and isinstance(r["ci_method"], str) else {}
     return Cell("value", mean=float(r["mean"]), std=float(r["std"]),
                 n=0 if is_missing(r["n"]) else int(r["n"]), status=str(r["status"]),
-                n_failed=int(r["n_failed"]), n_collapsed=int(r["n_collapsed"]), best=bool(r["best"]),
+                n_failed=int(r["n_failed"]), n_collapsed=int(r["n_collapsed"]),
+                n_invalid=int(r.get("n_invalid", 0)), best=bool(r["best"]),
                 tied=bool(r["tied"]), reported=bool(r["reported"]), **ci)

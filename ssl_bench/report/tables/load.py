@@ -11,6 +11,7 @@ from ssl_bench.errors import UserError
 from ssl_bench.jsonl import read_jsonl
 from ssl_bench.run.ledger import RESULTS_FILE, UNREADABLE_FILE
 from ssl_bench.report.tables.configs import separate_configurations
+from ssl_bench.report.tables.rows import screen, undeclared_protocols
 REQUIRED = ("method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "metric", "value", "seed", "status")
 OPTIONAL = ("suite", "run_id", "label_fraction", "epochs", "error", "eval_key", "config_hash")
 # A record is one measurement; these say which one, so a result folder given twice counts once.
@@ -27,6 +28,10 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         warnings.warn(f"{path}: skipped {len(bad)} unreadable line(s) (line {where}) and {len(rows) - len(records)} "
                       f"object(s) that are not result records; `ssl-bench run --resume` moves unreadable lines to "
                       f"{UNREADABLE_FILE}", stacklevel=3)
+    records, invalid = screen(records)
+    if invalid:
+        warnings.warn(f"{path}: {len(invalid)} row(s) are not valid results; left out of every mean and shown as "
+                      f"invalid: {'; '.join(invalid[:5])}{'; ...' if len(invalid) > 5 else ''}", stacklevel=3)
     return records
 
 
@@ -52,6 +57,11 @@ def load_results(dirs: list[str]) -> pd.DataFrame:
     records = [r for r in records if r.get("status") != "skipped"]  # a protocol that does not apply to the run
     if not records:
         raise UserError(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
+    unknown = undeclared_protocols(records)
+    if unknown:
+        warnings.warn(f"protocol(s) {unknown} are declared by no installed evaluation (is a plugin missing?); their "
+                      "rows appear in no preset table (linear, semi, transfer), only under other evaluations",
+                      stacklevel=3)
     df = pd.DataFrame.from_records(records)
     for col in OPTIONAL:
         if col not in df:

@@ -69,8 +69,8 @@ def reported_frame(shown: pd.DataFrame, rows: list[str], columns: list[str], mat
         warnings.warn(f"{int(dup.sum())} published row(s) share a table cell with another; the first is shown "
                       "(add backbone or pretrain_dataset to --rows)", stacklevel=3)
     out = out.assign(mean=shown["value"].astype(float), std=np.nan, n=np.nan, n_failed=0, n_collapsed=0,
-                     status="ok", reported=True, reference=~shown.index.isin(list(matched)), source=shown["source"],
-                     note=shown["note"], delta=np.nan)[~dup.to_numpy()]
+                     n_invalid=0, status="ok", reported=True, reference=~shown.index.isin(list(matched)),
+                     source=shown["source"], note=shown["note"], delta=np.nan)[~dup.to_numpy()]
     return out.reset_index(drop=True)
 
 
