@@ -93,3 +93,14 @@ def check_pretrain_needs(suite: Suite) -> None:
             if not suite.pretrain.get(key):
                 raise UserError(f"evaluations[{i}].name: '{e.name}' needs pretrain.{key}, which is off; allowed: "
                                 f"set pretrain.{key} (true or a mapping), or drop '{e.name}'")
+
+
+def check_view_sizes(suite: Suite) -> None:
+    """Every view of every method is at least augment_recipe.MIN_VIEW_PX at each dataset's given image_size
+    (a native size is known only once the data loads: the run checks it then)."""
+    from .data.augment_recipe import check_view_sizes as check
+
+    for i, m in enumerate(suite.methods):
+        for d in suite.datasets:
+            if d.image_size is not None:
+                check(m.views, d.image_size, f"methods[{i}].augment")

@@ -2,11 +2,16 @@
 per-sample draw for a batch (one uniform draw per view, then a pure function of it).
 
 Defaults are BYOL's view 1 [BYOL Table 6]; view 2 differs in blur (0.1) and solarize (0.2) probabilities.
+
+Output size (multi-crop): a view is `size_frac` of the run's image size (1.0: the image size; DINO's and SwAV's
+96 px local crops of 224 px images are 3/7), rounded to whole pixels, or `size_px` pixels when that is given
+(> 0). The fraction keeps one recipe meaningful from 224 px ImageNet to a 16 px CPU suite; the absolute size is
+for recipes tied to a pixel grid (a ViT's patches). Either way the resolved side must be at least MIN_VIEW_PX.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable
 
 import torch
@@ -15,6 +20,7 @@ from .. import validate as v
 from . import augment_ops as ops
 
 INTERPOLATIONS = ("bilinear", "bicubic")
+MIN_VIEW_PX = 4  # the smallest view side (and dataset image_size) a suite may ask for
 BRIGHTNESS_MODES = ("additive", "multiplicative")
 
 
@@ -38,6 +44,8 @@ class ViewRecipe:
     blur_kernel_frac: float = 0.1  # kernel 23 at 224 px [BYOL Table 6]
     solarize_p: float = 0.0
     solarize_threshold: float = 0.5
+    size_frac: float = 1.0  # output side / the run's image size, rounded (multi-crop's local crops: < 1)
+    size_px: int = 0  # output side in pixels; 0: from size_frac
 
     def __post_init__(self) -> None:
         for f in fields(self):  # normalize (lists -> tuples, ints -> floats) and validate direct construction
@@ -51,8 +59,33 @@ class ViewRecipe:
         return cls(**{key: _check(key, value, f"{field}.{key}") for key, value in d.items()})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML-friendly dict (tuples as lists); from_dict(to_dict()) round-trips."""
-        return {k: list(x) if isinstance(x, tuple) else x for k, x in asdict(self).items()}
+        """Plain JSON/YAML-friendly dict (tuples as lists); from_dict(to_dict()) round-trips. The size fields
+        are left out at their defaults (a view of the image size), so run ids of suites from before multi-crop
+        stay as they were."""
+        out = {k: list(x) if isinstance(x, tuple) else x for k, x in asdict(self).items()}
+        for key, default in _SIZE_DEFAULTS.items():
+            if out[key] == default:
+                del out[key]
+        return out
+
+    def out_size(self, image_size: int) -> int:
+        """The view's side in pixels for a run at `image_size` px (size_px, else round(size_frac * image_size))."""
+        return self.size_px if self.size_px > 0 else max(1, round(self.size_frac * image_size))
+
+
+_SIZE_DEFAULTS = {"size_frac": 1.0, "size_px": 0}
+
+
+def check_view_sizes(views: list[dict[str, Any]], image_size: int, field: str) -> None:
+    """Each view's resolved side against MIN_VIEW_PX at a run's image size; the error names `field.viewK`."""
+    for i, d in enumerate(views):
+        recipe = ViewRecipe.from_dict(d, f"{field}.view{i + 1}")
+        side = recipe.out_size(image_size)
+        if side < MIN_VIEW_PX:
+            lowest = math.ceil((MIN_VIEW_PX - 0.5) / image_size * 1000) / 1000
+            raise v.fail(f"{field}.view{i + 1}.size_frac", recipe.size_frac,
+                         f"a fraction giving at least {MIN_VIEW_PX} px at image_size {image_size} (this one gives "
+                         f"{side} px; >= {lowest:g}), or size_px >= {MIN_VIEW_PX}")
 
 
 def _prob(value: Any, field: str) -> float:
@@ -103,7 +136,25 @@ _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "blur_kernel_frac": lambda value, field: v.as_float(value, field, 0.0, 1.0),
     "solarize_p": _prob,
     "solarize_threshold": _prob,
+    "size_frac": lambda value, field: _size_frac(value, field),
+    "size_px": lambda value, field: _size_px(value, field),
 }
+
+
+def _size_frac(value: Any, field: str) -> float:
+    x = v.as_float(value, field, 0.0, 1.0)
+    if x <= 0:
+        raise v.fail(field, value, "a number in (0, 1]: the view's side as a fraction of the image size")
+    return x
+
+
+def _size_px(value: Any, field: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    n = v.as_int(value, field, 0, 4096)
+    if 0 < n < MIN_VIEW_PX:
+        raise v.fail(field, value, f"0 (use size_frac) or an integer in [{MIN_VIEW_PX}, 4096] pixels")
+    return n
 
 
 def _check(key: str, value: Any, field: str) -> Any:
@@ -210,18 +261,23 @@ def _crop_windows(u: torch.Tensor, v: torch.Tensor, recipe: ViewRecipe, in_h, in
 
 
 def view_params_from_uniform(u: torch.Tensor, recipe: ViewRecipe, in_h: int | torch.Tensor,
-                             in_w: int | torch.Tensor) -> ViewParams:
+                             in_w: int | torch.Tensor, recipes: tuple[ViewRecipe, ...] | None = None) -> ViewParams:
     """Every per-sample parameter of one view from its uniform draw (a pure function). `in_h`, `in_w`: the
-    image size, ints for the batch or B-long tensors (each folder image's own size)."""
+    image size, ints for the batch or B-long tensors (each folder image's own size).
+
+    `recipes`: k views of one pass (group_structure(recipes) is `recipe`) whose draws u holds view after view
+    (k * B rows): each row takes the ranges and probabilities of its own view, the same numbers as k calls."""
     dev = u.device
-    if isinstance(in_h, torch.Tensor):
-        in_h, in_w = (s.to(dev, torch.long).expand(len(u)) for s in (in_h, in_w))
+    group = (recipe,) if recipes is None else tuple(recipes)
+    if isinstance(in_h, torch.Tensor):  # per image: repeated for each view of the pass
+        in_h, in_w = (_per_row(s.to(dev, torch.long), len(u)) for s in (in_h, in_w))
     else:
         in_h, in_w = int(in_h), int(in_w)
-    span, low, prob = ops.cached(("uniform_map", recipe), dev,
-                                 lambda d: torch.tensor(_uniform_map(recipe), device=d, dtype=torch.float32))
-    v = u * span + low
-    flags = u < prob
+    span, low, prob = ops.cached(("uniform_maps", group), dev, lambda d: torch.tensor(
+        [_uniform_map(r) for r in group], device=d, dtype=torch.float32).transpose(0, 1).unsqueeze(2))
+    per_view = u.view(len(group), -1, UNIFORM_COLUMNS)  # k x B x 36; each view's k x 1 x 36 maps broadcast
+    v = (per_view * span + low).view_as(u)
+    flags = (per_view < prob).view_as(u)
     start, size = _crop_windows(u, v, recipe, in_h, in_w)
     if recipe.jitter_random_order:
         order = torch.argsort(u[:, _ORDER], dim=1)
@@ -230,6 +286,30 @@ def view_params_from_uniform(u: torch.Tensor, recipe: ViewRecipe, in_h: int | to
     return ViewParams(top=start[:, 0], left=start[:, 1], height=size[:, 0], width=size[:, 1], flip=flags[:, _FLIP],
                       jitter=flags[:, _JITTER], factors=v[:, _FACTORS], order=order, grayscale=flags[:, _GRAY],
                       blur=flags[:, _BLUR], sigma=v[:, _SIGMA], solarize=flags[:, _SOLARIZE])
+
+
+def _per_row(sizes: torch.Tensor, rows: int) -> torch.Tensor:
+    sizes = sizes.reshape(-1)
+    return sizes.expand(rows) if sizes.numel() == 1 else sizes.repeat(rows // sizes.numel())
+
+
+# Fields whose per-row value one pass can hold (the uniform map's ranges and the flags' probabilities): views
+# that differ only in these run as one batch.
+_PER_ROW = ("crop_scale", "blur_sigma", "flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p")
+_PROBS = ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p")
+
+
+def same_pass(a: ViewRecipe, b: ViewRecipe) -> bool:
+    """Whether views of recipes a and b (of one output size) can be built in one pass."""
+    blank = {f: getattr(ViewRecipe, f) for f in _PER_ROW + tuple(_SIZE_DEFAULTS)}
+    return replace(a, **blank) == replace(b, **blank)
+
+
+def group_structure(recipes: tuple[ViewRecipe, ...]) -> ViewRecipe:
+    """The recipe one pass of `recipes` runs (all same_pass): the first, with each probability the largest of
+    the group, so an op runs when any view may apply it; a row of a view that never applies it draws False,
+    and every op is the exact identity on such rows (ops.*: impulse blur, idle blend, where)."""
+    return replace(recipes[0], **{p: max(getattr(r, p) for r in recipes) for p in _PROBS})
 
 
 def sample_view_params(recipe: ViewRecipe, batch_size: int, in_h: int | torch.Tensor, in_w: int | torch.Tensor,

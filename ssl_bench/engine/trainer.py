@@ -18,7 +18,7 @@ from .. import distributed as dist
 from ..data.loader import iterate_batches, num_batches
 from ..data.types import ImageSet
 from ..errors import UserError
-from ..method import Method
+from ..method import Method, TrainProgress
 from . import checkpoint
 from .compute import device_name, peak_memory_mb
 from .ema import ema_update
@@ -260,12 +260,15 @@ def model_step(loop: _Loop, views: list[torch.Tensor], labels: torch.Tensor, pai
     lr = warmup_cosine(step, loop.total, loop.warmup, loop.peak)
     for group in opt.param_groups:
         group["lr"] = lr
+    per_epoch = max(loop.steps_per_epoch, 1)
+    model.set_progress(TrainProgress(step, loop.total, step // per_epoch, per_epoch))  # epochs before are whole
     capture = loop.head.capture() if loop.head is not None else contextlib.nullcontext()
     with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32, enabled=s.amp_dtype is not None), \
             capture:
         out = loop.net(views, labels if model.needs_labels else None)
     opt.zero_grad(set_to_none=True)
     scaler.scale(out["loss"]).backward()
+    model.before_optimizer_step()  # e.g. frozen layers: p.grad = None (gradients still scaled under fp16)
     scaler.step(opt)
     scaler.update()
     tau = None
