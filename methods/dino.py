@@ -12,6 +12,7 @@ Algorithm box [DINO Alg. 1, facebookresearch/dino main_dino.py]:
   tau_t: linear warm-up 0.04 -> 0.07 over the first epochs, then constant; tau_s = 0.1
   in the first epoch(s) the head's last layer is frozen (its gradients are dropped before the optimizer step)
   after each optimizer step: teacher <- lambda teacher + (1 - lambda) student, lambda cosine 0.996 -> 1
+  evaluations probe the teacher's encoder
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from torch import nn
 from ssl_bench.method import Method, cosine_momentum, multicrop_forward, set_requires_grad
 from ssl_bench.presets import Preset
 from ssl_bench.registry import register_method
-from ssl_bench.validate import DIM, POSITIVE, UNIT, Range
+from ssl_bench.validate import DIM, POSITIVE, UNIT, OneOf, Range
 
 from .dino_head import DINOHead
 from .losses import dino_center, dino_loss, teacher_temperature
@@ -56,12 +57,13 @@ class DINO(Method):
         "local_crops": 6,  # ResNet-50 args (ViT default 8, L112)
         "local_crop_scale": [0.05, 0.14],  # ResNet [README L207] (ViT default 0.05-0.4, L115)
         "local_size_frac": LOCAL_96_OF_224,  # 96 px of 224 [DataAugmentationDINO L452]
+        "evaluate": "teacher",  # the encoder evaluations probe [eval_linear.py L264 checkpoint_key "teacher"]
     }
     param_ranges = {"out_dim": DIM, "hidden_dim": DIM, "bottleneck_dim": DIM, "momentum_teacher": UNIT,
                     "warmup_teacher_temp": POSITIVE, "teacher_temp": POSITIVE, "warmup_teacher_temp_epochs": Range(0),
                     "student_temp": POSITIVE, "center_momentum": UNIT, "freeze_last_layer": Range(0),
                     "global_crop_scale": SCALE, "local_crops": Range(0, 64), "local_crop_scale": SCALE,
-                    "local_size_frac": SCALE}
+                    "local_size_frac": SCALE, "evaluate": OneOf(("teacher", "student"))}
     # ResNet-50: LARS, lr 0.3 per 256 images (linear scaling [L239]), wd 1e-6, 10 warm-up epochs [L99].
     optim = {"optimizer": "lars", "base_lr": 0.3, "weight_decay": 1e-6, "warmup_epochs": 10}
     augmentation = {"views": multi_crop([DINO_GLOBAL_1, DINO_GLOBAL_2], DINO_LOCAL, 6, [0.14, 1.0], [0.05, 0.14],
@@ -107,6 +109,10 @@ class DINO(Method):
         if self.progress.epoch < self.hparams["freeze_last_layer"]:  # [utils.py cancel_gradients_last_layer]
             for p in self.head.last_layer.parameters():
                 p.grad = None
+
+    def encoder(self) -> nn.Module:
+        """The teacher's backbone, as DINO evaluates (or the student's, with evaluate: student)."""
+        return self.teacher_backbone if self.hparams["evaluate"] == "teacher" else self.backbone
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.backbone, self.teacher_backbone), (self.head, self.teacher_head)]

@@ -164,3 +164,5 @@ def test_recipe_is_the_resnet50_one():
     m = DINO(Flat(), out_dim=10, hidden_dim=8, bottleneck_dim=4)
     assert [(a is m.backbone, b is m.teacher_backbone) for a, b in m.momentum_pairs()][0] == (True, True)
     assert math.isclose(m.momentum_at(0, 10), 0.996)
+    assert m.encoder() is m.teacher_backbone  # DINO evaluates the teacher [eval_linear.py checkpoint_key]
+    assert DINO(Flat(), out_dim=10, hidden_dim=8, bottleneck_dim=4, evaluate="student").encoder().__class__ is Flat

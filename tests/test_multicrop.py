@@ -197,7 +197,7 @@ def test_images_seen_counts_source_images_not_crops(tmp_path):
 
 
 def test_the_online_head_learns_from_the_global_crops_only():
-    model = tiny("dino")
+    model = tiny("dino", evaluate="student")  # the student's encoder sees every crop
     head = OnlineLinear(model.encoder(), 10, 0.1, BATCH, 0, CPU)
     images = digits(BATCH)
     views = augment("dino")(images.images, gen())
