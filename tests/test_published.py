@@ -122,13 +122,40 @@ def test_small_scale_settings_say_what_was_measured(pub):
     solo = pub[pub["source"].str.contains("solo-learn")]
     assert set(solo["protocol"]) == {"online_linear"} and set(solo["batch_size"]) == {256.0}
     assert set(solo["epochs"]) == {1000.0} and solo["eval_recipe"].str.contains("online").all()
-    lightly = pub[pub["source"].str.contains("lightly")]
+    lightly = pub[pub["source"].str.contains("lightly") & (pub["eval_dataset"] == "cifar10")]
     assert set(lightly["protocol"]) == {"knn_max"} and set(lightly["batch_size"]) == {512.0}
     assert set(lightly["epochs"]) == {800.0} and lightly["eval_recipe"].str.contains("MAXIMUM").all()
     moco = row(pub, "moco_v2", "knn_max", "top1", eval_dataset="cifar10", backbone="resnet18")
     assert "8,192" in moco["note"]  # lightly's MoCo memory bank, not MoCo v2's 65,536
     assert row(pub, "moco_v3", "linear_sgd", "top1", epochs=300)["batch_size"] == 4096  # moco-v3 CONFIG.md
     assert row(pub, "moco_v2", "linear_sgd", "top1", epochs=200)["batch_size"] == 256
+
+
+# issue 23: the official ResNet-50 numbers (swav and dino READMEs, NNCLR Table 1) and the peers' small-scale rows
+# (/work/shared/reference/peers.md b1, b3: solo-learn's CIFAR table, lightly's CIFAR-10 bs512/800 ep and
+# Imagenette tables).
+ZOO_IMAGENET = "SwAV 800 ep 75.3, DINO ResNet-50 75.3, NNCLR 75.4."
+ZOO_SOLO = "solo-learn 1000 ep: NNCLR 91.88 / 69.62, DINO 89.52 / 66.76, SwAV 89.17 / 64.88 (CIFAR-10 / CIFAR-100)."
+ZOO_LIGHTLY = "lightly kNN bs512/800 ep: DINO 0.848, NNCLR 0.892, SwaV 0.884; Imagenette: DINO 0.888, NNCLR 0.884, SwaV 0.902."
+
+
+def test_zoo_rows(pub):
+    for method, v in zip(("swav", "dino", "nnclr"), re.findall(NUM, ZOO_IMAGENET), strict=True):
+        assert value(pub, method, "linear_sgd", "top1") == float(v)
+    assert row(pub, "dino", "linear_sgd", "top1")["batch_size"] == 4080  # dino#133: 80 GPUs x 51
+    assert row(pub, "swav", "linear_sgd", "top1")["epochs"] == 800
+    nums = [float(x) for x in re.findall(NUM, ZOO_SOLO)]
+    for i, method in enumerate(("nnclr", "dino", "swav")):
+        assert value(pub, method, "online_linear", "top1", eval_dataset="cifar10", backbone="resnet18") == nums[2 * i]
+        assert value(pub, method, "online_linear", "top1", eval_dataset="cifar100",
+                     backbone="resnet18") == nums[2 * i + 1]
+    knn = [100 * float(x) for x in re.findall(NUM, ZOO_LIGHTLY)]
+    for i, method in enumerate(("dino", "nnclr", "swav")):
+        assert value(pub, method, "knn_max", "top1", eval_dataset="cifar10", backbone="resnet18") == \
+            pytest.approx(knn[i])
+        imagenette = row(pub, method, "knn_max", "top1", eval_dataset="imagenette", backbone="resnet18")
+        assert imagenette["value"] == pytest.approx(knn[3 + i]) and "k=20" in imagenette["eval_recipe"]
+        assert (imagenette["epochs"], imagenette["batch_size"]) == (800, 256)
 
 
 def test_check_rejects_malformed_rows(pub):

@@ -6,3 +6,4 @@ from __future__ import annotations
 from ..registry import declare_dataset
 
 declare_dataset("imagenet", label="ImageNet", order=0)  # BYOL Tables 1-2: pretraining and its own evaluations
+declare_dataset("imagenette", label="Imagenette")  # lightly's Imagenette benchmark (published rows)
