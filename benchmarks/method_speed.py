@@ -7,10 +7,12 @@ and each method's augmentation cost per source image (multi-crop beside the 2-vi
 
 Tiny config (harness.TINY): timm resnet18 with channels (16, 32, 64, 128), small-image stem, 1 channel, 32 px
 views (local crops at their recipes' fraction: 14 px for 96/224), Fashion-MNIST in memory (digits if missing).
-Per method, in one process with rounds interleaved: the engine is pretrain() on the data with the method's own
-views, optimizer recipe and schedules, clocked by on_step (TrainSettings.prefetch as a suite's `auto` gives:
-off on the CPU); the model-only step is the engine's own model_step on ready random views of the method's view
-shapes (no data, no augmentation: the ceiling); the augmentation is the method's MultiViewAugment on one batch.
+Per method, in one process: the engine is pretrain() on the data with the method's own views, optimizer recipe
+and schedules (TrainSettings.prefetch as a suite's `auto` gives: off on the CPU); the model-only step is the
+engine's own model_step on ready random views of the method's view shapes (no data, no augmentation: the
+ceiling). They run paired, step by step (one model-only step inside each engine step's on_step callback), so a
+shared machine's load hits both alike; engine / model-only is the median of the per-step ratios. The
+augmentation is the method's MultiViewAugment on one batch, ms per source image.
 `--heads small` narrows the heads (the CPU suites' widths, SMALL_HEADS); the default keeps each method's own.
 Not a test: never collected by pytest (tests/test_benchmarks.py runs --quick).
 """
@@ -80,37 +82,58 @@ def settings(optim: dict, batch: int, seed: int, steps: int | None = None) -> Tr
                          total_steps=steps, prefetch=resolve_prefetch("auto", cpu))
 
 
-def run_engine(name: str, data: harness.BenchData, args) -> float:
+class ModelOnly:
+    """The engine's own model_step on ready random views of the method's shapes (channels_last as the engine
+    makes them): no data, no augmentation, the ceiling of a training step. Its own model and optimizer."""
+
+    def __init__(self, name: str, args):
+        model, views, optim = build(name, args.heads, args.seed)
+        size, self._tmp = harness.TINY.size, tempfile.TemporaryDirectory()
+        self.loop = _setup(model, 10 * args.batch, settings(optim, args.batch, args.seed, 1000), Path(self._tmp.name))
+        fmt = torch.channels_last if self.loop.s.channels_last else torch.contiguous_format
+        gen = torch.Generator().manual_seed(args.seed)
+        self.views = [torch.randn(args.batch, harness.TINY.in_chans, r.out_size(size), r.out_size(size),
+                                  generator=gen).contiguous(memory_format=fmt) for r in views]
+        self.labels = torch.randint(0, 10, (args.batch,), generator=gen)
+        self.pairs, self.step = self.loop.model.momentum_pairs(), 0
+        self.loop.net.train()
+
+    def __call__(self) -> float:
+        """One step; its wall seconds."""
+        t = time.perf_counter()
+        loss = model_step(self.loop, self.views, self.labels, self.pairs, self.step)[0]
+        float(loss.detach())  # the step is done (a host sync, as the engine's clock is after its step)
+        self.step += 1
+        return time.perf_counter() - t
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+def run_paired(name: str, data: harness.BenchData, args) -> tuple[list[float], list[float]]:
+    """(engine step seconds, model-only step seconds), paired: after each engine step (pretrain's on_step, on
+    the training thread) one model-only step runs, so both see the same load of a shared machine; warm-up
+    steps are dropped. The engine step is the time from the end of the previous pair to this on_step: batch,
+    augmentation and model step (prefetch is off on the CPU, so nothing else runs meanwhile)."""
     model, views, optim = build(name, args.heads, args.seed)
     augment = MultiViewAugment(views, harness.TINY.size, data.mean, data.std)
-    total, stamps = args.warmup + args.steps, []
-    train = harness.first_n(data.train, total * args.batch)
-    with tempfile.TemporaryDirectory() as tmp:
-        pretrain(model, train, augment, settings(optim, args.batch, args.seed), Path(tmp),
-                 on_step=lambda step: stamps.append(time.perf_counter()))
-    timed = stamps[args.warmup - 1:]  # stamps[k] ends step k + 1
-    return args.steps * args.batch / (timed[-1] - timed[0])
+    train = harness.first_n(data.train, (args.warmup + args.steps) * args.batch)
+    ceiling, engine_s, model_s, mark = ModelOnly(name, args), [], [], [time.perf_counter()]
+    s = settings(optim, args.batch, args.seed)
+    assert not s.prefetch, "paired timing needs the serial loop"
 
+    def on_step(step: int) -> None:
+        took = time.perf_counter() - mark[0]
+        alone = ceiling()
+        if step > args.warmup:
+            engine_s.append(took)
+            model_s.append(alone)
+        mark[0] = time.perf_counter()
 
-def run_model_only(name: str, args) -> float:
-    """The engine's model_step on ready random views (method's shapes, channels_last as the engine makes them)."""
-    model, views, optim = build(name, args.heads, args.seed)
-    size = harness.TINY.size
     with tempfile.TemporaryDirectory() as tmp:
-        loop = _setup(model, 10 * args.batch, settings(optim, args.batch, args.seed, 10), Path(tmp))
-        gen = torch.Generator().manual_seed(args.seed)
-        ready = [torch.randn(args.batch, harness.TINY.in_chans, r.out_size(size), r.out_size(size), generator=gen)
-                 .contiguous(memory_format=torch.channels_last if loop.s.channels_last else torch.contiguous_format)
-                 for r in views]
-        labels, pairs = torch.randint(0, 10, (args.batch,), generator=gen), loop.model.momentum_pairs()
-        loop.net.train()
-        stamps = []
-        for step in range(args.warmup + args.steps):
-            loss = model_step(loop, ready, labels, pairs, step)[0]
-            float(loss.detach())
-            stamps.append(time.perf_counter())
-    timed = stamps[args.warmup - 1:]
-    return args.steps * args.batch / (timed[-1] - timed[0])
+        pretrain(model, train, augment, s, Path(tmp), on_step=on_step)
+    ceiling.close()
+    return engine_s, model_s
 
 
 def augment_ms_per_image(name: str, data: harness.BenchData, args) -> float:
@@ -131,36 +154,37 @@ def describe_views(name: str) -> str:
 
 
 def measure(names: list[str], data: harness.BenchData, args) -> dict[str, dict]:
-    runs = {n: {"engine": [], "model_only": [], "augment_ms": []} for n in names}
+    runs = {n: {"engine_s": [], "model_only_s": [], "augment_ms": []} for n in names}
     for r in range(args.rounds):
-        for i, name in enumerate(names):
-            order = ("engine", "model_only") if (r + i) % 2 == 0 else ("model_only", "engine")
-            for runner in order:  # alternate which runner goes first
-                ips = run_engine(name, data, args) if runner == "engine" else run_model_only(name, args)
-                runs[name][runner].append(ips)
+        for name in names:
+            engine_s, model_s = run_paired(name, data, args)
+            runs[name]["engine_s"] += engine_s
+            runs[name]["model_only_s"] += model_s
             runs[name]["augment_ms"].append(augment_ms_per_image(name, data, args))
-            print(f"  round {r + 1} {name:<10} engine {runs[name]['engine'][-1]:8.1f} img/s   model-only "
-                  f"{runs[name]['model_only'][-1]:8.1f} img/s", flush=True)
+            print(f"  round {r + 1} {name:<10} engine {args.batch / median(engine_s):8.1f} img/s   model-only "
+                  f"{args.batch / median(model_s):8.1f} img/s", flush=True)
     return runs
 
 
-def table(names: list[str], runs: dict, quick: bool) -> list[dict]:
-    two_view = [median(runs[n]["augment_ms"]) for n in names if describe_views(n).startswith("2x") and
-                "+" not in describe_views(n)]
+def table(names: list[str], runs: dict, args) -> list[dict]:
+    views = {n: describe_views(n) for n in names}
+    two_view = [median(runs[n]["augment_ms"]) for n in names if views[n].startswith("2x") and "+" not in views[n]]
     base = median(two_view) if two_view else None
-    print(f"\n{SMOKE}" if quick else "")
+    print(f"\n{SMOKE}" if args.quick else "")
     print(f"{'method':<12}{'views':<16}{'engine img/s':>14}{'model-only img/s':>18}{'engine/model-only':>19}"
           f"{'aug ms/img':>12}{'aug vs 2-view':>15}")
     rows = []
     for n in names:
-        eng, mo, aug = (median(runs[n][k]) for k in ("engine", "model_only", "augment_ms"))
+        r = runs[n]
+        eng, mo = args.batch / median(r["engine_s"]), args.batch / median(r["model_only_s"])
+        ratio = median(m / e for e, m in zip(r["engine_s"], r["model_only_s"]))  # paired, step by step
+        aug = median(r["augment_ms"])
         rel = aug / base if base else float("nan")
-        ratio = eng / mo
-        flag = "" if ratio >= TARGET or quick else "  < 90%"
-        print(f"{n:<12}{describe_views(n):<16}{eng:14.1f}{mo:18.1f}{100 * ratio:18.0f}%{aug:12.3f}{rel:14.2f}x{flag}")
-        rows.append({"method": n, "views": describe_views(n), "engine_img_s": eng, "model_only_img_s": mo,
+        flag = "" if ratio >= TARGET or args.quick else "  < 90%"
+        print(f"{n:<12}{views[n]:<16}{eng:14.1f}{mo:18.1f}{100 * ratio:18.0f}%{aug:12.3f}{rel:14.2f}x{flag}")
+        rows.append({"method": n, "views": views[n], "engine_img_s": eng, "model_only_img_s": mo,
                      "fraction_of_model_only": ratio, "augment_ms_per_image": aug, "augment_vs_2view": rel,
-                     "runs": runs[n]})
+                     "runs": r})
     return rows
 
 
@@ -169,7 +193,7 @@ def parse(argv: list[str]):
     p.add_argument("--methods", default=None, help="comma-separated (default: every trainable registered method)")
     p.add_argument("--quick", action="store_true", help="smoke run: batch 16, 1 warm-up + 1 timed step, 1 thread")
     p.add_argument("--batch", type=int, default=None, help="batch (default 256; --quick 16)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per runner (default 3; --quick 1)")
+    p.add_argument("--steps", type=int, default=None, help="timed step pairs per method (default 5; --quick 1)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first (>= 1)")
     p.add_argument("--rounds", type=int, default=1, help="interleaved repetitions; medians are reported")
     p.add_argument("--heads", default="default", choices=["default", "small"],
@@ -179,7 +203,7 @@ def parse(argv: list[str]):
     p.add_argument("--json", default=None, help="write the table here")
     args = p.parse_args(argv)
     args.batch = args.batch or (16 if args.quick else 256)
-    args.steps = args.steps or (1 if args.quick else 3)
+    args.steps = args.steps or (1 if args.quick else 5)
     if args.quick:
         args.heads, args.threads = "small", args.threads or 1
     for field, value in (("--batch", args.batch), ("--steps", args.steps), ("--warmup", args.warmup),
@@ -199,7 +223,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"== tiny: resnet18{list(harness.TINY.channels)} {harness.TINY.size} px, batch {args.batch}, "
           f"{args.warmup} warm-up + {args.steps} timed steps, {args.rounds} round(s), {args.heads} heads, "
           f"{torch.get_num_threads()} thread(s), data {data.name}", flush=True)
-    rows = table(names, measure(names, data, args), args.quick)
+    rows = table(names, measure(names, data, args), args)
     print(f"\nwall time {time.perf_counter() - t0:.0f} s")
     if args.json:
         with open(args.json, "w") as f:

@@ -168,7 +168,7 @@ def test_method_speed_quick_runs_a_multicrop_and_a_two_view_method(capsys):
     assert [r["views"] for r in rows] == ["2x32", "2x32 + 6x14"]  # DINO: 2 global + 6 local crops (96/224 of 32)
     for r in rows:
         assert r["engine_img_s"] > 0 and r["model_only_img_s"] > 0 and r["augment_ms_per_image"] > 0
-        assert len(r["runs"]["engine"]) == len(r["runs"]["model_only"]) == 1
+        assert len(r["runs"]["engine_s"]) == len(r["runs"]["model_only_s"]) == 1  # one timed pair
     assert rows[0]["augment_vs_2view"] == pytest.approx(1.0)  # BYOL is the only 2-view method here
     assert "dino        2x32 + 6x14" in out
 
@@ -177,7 +177,7 @@ def test_method_speed_arguments():
     import method_speed
 
     args = method_speed.parse([])
-    assert (args.batch, args.steps, args.warmup, args.heads) == (256, 3, 1, "default")
+    assert (args.batch, args.steps, args.warmup, args.heads) == (256, 5, 1, "default")
     assert method_speed.parse(["--quick"]).heads == "small"
     with pytest.raises(SystemExit, match="--methods: bad value 'nope'"):
         method_speed.trainable_methods("nope")
