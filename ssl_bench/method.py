@@ -2,10 +2,18 @@
 
 A method reads like its paper's algorithm box: build heads in __init__, compute the loss from a
 list of augmented views in `training_step`, list (online, target) pairs for the engine's EMA.
+
+Multi-crop: a method may declare any number of views, each with its own output size (ViewRecipe.size_frac or
+size_px: DINO's and SwAV's 2 global + N local crops); training_step receives them in declared order, and
+`multicrop_forward` runs each run of consecutive same-size views through a network as one batch.
+Schedules: `self.progress` says which optimizer step (and epoch) the coming training_step is for (the engine sets
+it before every step; resumed runs continue from the checkpoint's step). `before_optimizer_step` runs between
+backward and the optimizer step, where a method can leave parameters out of a step (p.grad = None).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -35,6 +43,17 @@ VIT_OPTIM_DEFAULTS: dict[str, Any] = {
 OPTIM_DEFAULTS.update(VIT_OPTIM_DEFAULTS)
 
 
+@dataclass(frozen=True)
+class TrainProgress:
+    """Where training is: the 0-based optimizer step the next training_step is for, of `total_steps`, in epoch
+    `epoch` (0-based) of `steps_per_epoch` steps (a budget in steps may cut the last epoch short)."""
+
+    step: int = 0
+    total_steps: int = 1
+    epoch: int = 0
+    steps_per_epoch: int = 1
+
+
 class Method(nn.Module):
     """Base class of a self-supervised (or baseline) method.
 
@@ -62,6 +81,8 @@ class Method(nn.Module):
         self.backbone = backbone
         self.num_classes = num_classes
 
+    progress: TrainProgress = TrainProgress()  # set by the engine before each step (set_progress)
+
     def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         # The engine calls the module (so DDP and torch.compile wrap one entry point).
         return self.training_step(views, labels)
@@ -70,6 +91,17 @@ class Method(nn.Module):
     def training_step(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Return a dict with at least 'loss' (a scalar tensor); other entries are logged."""
         raise NotImplementedError
+
+    def set_progress(self, progress: TrainProgress) -> None:
+        """Called by the engine before each training step (and by anything that runs one, e.g. the FLOP count,
+        which leaves the default: step 0). Methods read self.progress for per-step or per-epoch schedules."""
+        self.progress = progress
+
+    def before_optimizer_step(self) -> None:
+        """Called after backward and before the optimizer (and a float16 GradScaler's) step, on every process,
+        with the gradients already reduced over processes (still scaled by the GradScaler: setting p.grad = None
+        is safe, rescaling is not). Setting p.grad = None leaves p out of this step: no update, no weight decay,
+        no momentum (DINO's frozen last layer, SwAV's frozen prototypes)."""
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(online, target) module pairs the engine updates by EMA after each optimizer step."""
@@ -115,3 +147,23 @@ def cosine_momentum(base: float, step: int, total_steps: int, final: float = 1.0
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
+
+
+def size_groups(views: list[torch.Tensor]) -> list[tuple[int, int]]:
+    """[start, end) of each run of consecutive views with one spatial size, in order (2 global + 6 local crops:
+    [(0, 2), (2, 8)])."""
+    groups: list[tuple[int, int]] = []
+    for i, v in enumerate(views):
+        if groups and views[groups[-1][0]].shape[-2:] == v.shape[-2:]:
+            groups[-1] = (groups[-1][0], i + 1)
+        else:
+            groups.append((i, i + 1))
+    return groups
+
+
+def multicrop_forward(net: nn.Module, views: list[torch.Tensor]) -> torch.Tensor:
+    """net's outputs for every view, concatenated in view order (V * B rows): one call per run of consecutive
+    same-size views, on their concatenation, as DINO's MultiCropWrapper and SwAV's ResNet.forward do (so those
+    views share BatchNorm statistics). Views of one size that are not consecutive get separate calls."""
+    outs = [net(views[a] if b - a == 1 else torch.cat(views[a:b])) for a, b in size_groups(views)]
+    return outs[0] if len(outs) == 1 else torch.cat(outs)

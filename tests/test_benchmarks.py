@@ -154,3 +154,31 @@ def test_engine_runner_times_the_asked_steps_with_the_engine_clock():
     assert len(out["step_s"]) == 2 and out["images_per_s"] > 0
     assert out["clock"] == "on_step"
     assert out["prefetch"] is False
+
+
+@pytest.mark.slow  # ~20 s: loads Fashion-MNIST and trains 2 methods 2 steps each, twice
+def test_method_speed_quick_runs_a_multicrop_and_a_two_view_method(capsys):
+    """benchmarks/method_speed.py --quick: the engine, the model-only step and the augmentation of each method,
+    one table line per method with multi-crop's views spelled out (smoke run: the numbers are not checked)."""
+    import method_speed
+
+    rows = method_speed.main(["--quick", "--methods", "byol,dino"])
+    out = capsys.readouterr().out
+    assert method_speed.SMOKE in out and [r["method"] for r in rows] == ["byol", "dino"]
+    assert [r["views"] for r in rows] == ["2x32", "2x32 + 6x14"]  # DINO: 2 global + 6 local crops (96/224 of 32)
+    for r in rows:
+        assert r["engine_img_s"] > 0 and r["model_only_img_s"] > 0 and r["augment_ms_per_image"] > 0
+        assert len(r["runs"]["engine_s"]) == len(r["runs"]["model_only_s"]) == 1  # one timed pair
+    assert rows[0]["augment_vs_2view"] == pytest.approx(1.0)  # BYOL is the only 2-view method here
+    assert "dino        2x32 + 6x14" in out
+
+
+def test_method_speed_arguments():
+    import method_speed
+
+    args = method_speed.parse([])
+    assert (args.batch, args.steps, args.warmup, args.heads) == (256, 5, 1, "default")
+    assert method_speed.parse(["--quick"]).heads == "small"
+    with pytest.raises(SystemExit, match="--methods: bad value 'nope'"):
+        method_speed.trainable_methods("nope")
+    assert "random" not in method_speed.trainable_methods(None) and "dino" in method_speed.trainable_methods(None)

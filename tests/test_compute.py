@@ -39,6 +39,31 @@ def test_flops_per_image_is_the_hand_count():
     assert all(p.grad is None for p in method.parameters())
 
 
+def test_flops_per_image_counts_every_crop_of_a_multicrop_method():
+    """2 global crops of 1 x 6 x 6 and 3 local crops of 1 x 3 x 3 through one linear map per size: per source
+    image, sum over crops of forward 2 d k + backward 2 d k (d = that crop's pixels)."""
+    k = 3
+
+    class MultiCropLinear(Method):
+        def __init__(self):
+            super().__init__(nn.Linear(36, k, bias=False))
+            self.local = nn.Linear(9, k, bias=False)
+
+        def training_step(self, views, labels=None):
+            return {"loss": sum((self.backbone if v.shape[-1] == 6 else self.local)(v.flatten(1)).sum()
+                                for v in views)}
+
+    data = ImageSet(labels=torch.zeros(4, dtype=torch.long), images=torch.zeros(4, 1, 6, 6, dtype=torch.uint8),
+                    channels=1)
+
+    def multicrop(images, gen):
+        x = images.float() + torch.rand(images.shape, generator=gen)
+        return [x, x] + [x[..., :3, :3]] * 3
+
+    got = flops_per_image(MultiCropLinear(), data, multicrop, torch.device("cpu"), n_images=2)
+    assert got == 2 * 4 * 36 * k + 3 * 4 * 9 * k
+
+
 @pytest.mark.slow
 def test_every_row_carries_the_compute_of_its_run(tiny_suite, tmp_path):
     out = tmp_path / "out"

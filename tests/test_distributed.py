@@ -69,7 +69,7 @@ def _single(name: str, tmp_path: Path) -> tuple[dict, dict, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["byol", "simclr", "moco_v3"])
+@pytest.mark.parametrize("name", ["byol", "simclr", "moco_v3", "nnclr", "swav", "dino"])
 def test_two_ranks_match_one_process(name, two_rank_run, tmp_path):
     init, ref, ref_loss = _single(name, tmp_path)
     assert _loss(two_rank_run / name) == pytest.approx(ref_loss, rel=1e-6)  # global mean over ranks
@@ -77,13 +77,18 @@ def test_two_ranks_match_one_process(name, two_rank_run, tmp_path):
         got = torch.load(two_rank_run / f"{name}_rank{r}.pt")
         assert set(got) == set(ref)  # SyncBN keeps BatchNorm's state_dict keys
         for key, want in ref.items():
-            if key == "queue":
+            if key == "queue":  # MoCo's, NNCLR's: global, in rank order (tests below); SwAV's: each rank's own
                 continue
             torch.testing.assert_close(got[key], want, rtol=1e-9, atol=1e-10, msg=f"{name} rank {r}: {key}")
     # the comparison has teeth: the online network, the target (EMA) and BN running stats all changed
     changed = {k for k in ref if ref[k].is_floating_point() and (ref[k] - init[k]).abs().max() > 1e-4}
     assert any(k.startswith("backbone.") and "running_var" in k for k in changed)
-    assert any(k.startswith(("target_", "momentum_")) and k.endswith("weight") for k in changed) or name == "simclr"
+    ema = ("target_", "momentum_", "teacher_")
+    assert any(k.startswith(ema) and k.endswith("weight") for k in changed) or name in ("simclr", "nnclr", "swav")
+    if name == "dino":  # the center: a mean over the global batch, the same on every rank
+        assert "center" in changed
+    if name == "swav":  # the prototypes, frozen in step 0, trained in step 1; the queue took part in step 1
+        assert "prototypes.weight" in changed
     assert any(k.startswith("backbone.") and k.endswith("weight") for k in changed)
 
 
@@ -105,6 +110,24 @@ def test_moco_v2_queue_matches_one_process(two_rank_run, tmp_path):
         assert int(got["queue_ptr"]) == steps * b
         for key in ("backbone.net.0.weight", "key_backbone.net.0.weight", "projector.0.weight"):
             torch.testing.assert_close(got[key], ref[key], rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_nnclr_support_set_matches_one_process(two_rank_run, tmp_path):
+    """Every rank writes the global batch's view-1 embeddings: the one-process support set, rows in the order
+    the ranks gather them (as for MoCo v2's queue above)."""
+    init, ref, _ = _single("nnclr", tmp_path)
+    b, steps = dist_worker.GLOBAL_BATCH, dist_worker.STEPS
+    perm = torch.cat([torch.arange(r, b, 2) for r in range(2)])
+    expected = ref["queue"].clone()
+    for s in range(steps):
+        expected[s * b:(s + 1) * b] = ref["queue"][s * b:(s + 1) * b][perm]
+    torch.testing.assert_close(expected[steps * b:], init["queue"][steps * b:])
+    assert (ref["queue"][:b] - init["queue"][:b]).abs().max() > 1e-3  # it was written
+    for r in range(2):
+        got = torch.load(two_rank_run / f"nnclr_rank{r}.pt")
+        torch.testing.assert_close(got["queue"], expected, rtol=1e-9, atol=1e-10)
+        assert int(got["queue_ptr"]) == steps * b
 
 
 SUITE = """

@@ -93,6 +93,12 @@ class _TwoRates(nn.Module):
     def momentum_pairs(self):
         return []
 
+    def set_progress(self, progress):  # the Method hooks the trainer calls
+        pass
+
+    def before_optimizer_step(self):
+        pass
+
     def lr_groups(self):
         return [{"params": list(self.fixed.parameters()), "fixed_lr": True},
                 {"params": list(self.slow.parameters()), "lr_scale": 0.1}]

@@ -87,6 +87,24 @@ def test_prefetch_on_and_off_train_bit_identically(tmp_path, channels_last):
     assert len(losses[0]) == 2 and losses[0] == losses[1]  # the same loss, lr and tau in every epoch's row
 
 
+@pytest.mark.parametrize("name", ["dino", "swav"])
+def test_prefetch_on_and_off_train_multicrop_bit_identically(tmp_path, name):
+    """2 global + 2 local crops (8 and 4 px), built in one pass per size, whose methods keep state (DINO's
+    center, SwAV's queue) and switch schedules by step and epoch."""
+    from multicrop_cases import augment, tiny
+
+    states, losses = [], []
+    for prefetch in (False, True):
+        model, aug = tiny(name), Recorded(augment(name))
+        pretrain(model, digits(), aug, settings(prefetch, epochs=3, batch_size=32), fresh(tmp_path / str(prefetch)))
+        assert {t is threading.main_thread() for t in aug.threads} == {not prefetch}
+        states.append(model.state_dict())
+        losses.append([(r["step"], r["loss"], r["lr"], r["tau"]) for r in metrics_rows(tmp_path / str(prefetch))])
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert len(losses[0]) == 3 and losses[0] == losses[1]
+
+
 def test_views_come_out_in_the_serial_order():
     data, augment = digits(), byol_augment()
     batches = [(data.images[i:i + BATCH], data.labels[i:i + BATCH]) for i in range(0, len(data), BATCH)]

@@ -163,6 +163,33 @@ def test_barlow_twins_vicreg_simsiam_rows(pub):
         assert "k=20" in r["eval_recipe"] and "MAXIMUM" in r["eval_recipe"] and "Imagenette" in r["source"]
 
 
+# issue 23: the official ResNet-50 numbers (swav and dino READMEs, NNCLR Table 1) and the peers' small-scale rows
+# (/work/shared/reference/peers.md b1, b3: solo-learn's CIFAR table, lightly's CIFAR-10 bs512/800 ep and
+# Imagenette tables).
+ZOO_B_IMAGENET = "SwAV 800 ep 75.3, DINO ResNet-50 75.3, NNCLR 75.4."
+ZOO_B_SOLO = "solo-learn 1000 ep: NNCLR 91.88 / 69.62, DINO 89.52 / 66.76, SwAV 89.17 / 64.88 (CIFAR-10 / CIFAR-100)."
+ZOO_B_LIGHTLY = "lightly kNN bs512/800 ep: DINO 0.848, NNCLR 0.892, SwaV 0.884; Imagenette: DINO 0.888, NNCLR 0.884, SwaV 0.902."
+
+
+def test_zoo_rows(pub):
+    for method, v in zip(("swav", "dino", "nnclr"), re.findall(NUM, ZOO_B_IMAGENET), strict=True):
+        assert value(pub, method, "linear_sgd", "top1") == float(v)
+    assert row(pub, "dino", "linear_sgd", "top1")["batch_size"] == 4080  # dino#133: 80 GPUs x 51
+    assert row(pub, "swav", "linear_sgd", "top1")["epochs"] == 800
+    nums = [float(x) for x in re.findall(NUM, ZOO_B_SOLO)]
+    for i, method in enumerate(("nnclr", "dino", "swav")):
+        assert value(pub, method, "online_linear", "top1", eval_dataset="cifar10", backbone="resnet18") == nums[2 * i]
+        assert value(pub, method, "online_linear", "top1", eval_dataset="cifar100",
+                     backbone="resnet18") == nums[2 * i + 1]
+    knn = [100 * float(x) for x in re.findall(NUM, ZOO_B_LIGHTLY)]
+    for i, method in enumerate(("dino", "nnclr", "swav")):
+        assert value(pub, method, "knn_max", "top1", eval_dataset="cifar10", backbone="resnet18") == \
+            pytest.approx(knn[i])
+        imagenette = row(pub, method, "knn_max", "top1", eval_dataset="imagenette", backbone="resnet18")
+        assert imagenette["value"] == pytest.approx(knn[3 + i]) and "k=20" in imagenette["eval_recipe"]
+        assert (imagenette["epochs"], imagenette["batch_size"]) == (800, 256)
+
+
 def test_check_rejects_malformed_rows(pub):
     good = pub[pub["file"] == files()[0]].drop(columns="file").reset_index(drop=True)
     good = good.assign(note=good["note"].replace("", None))

@@ -195,3 +195,14 @@ def native_image_size(name: str, root: str | None, params: dict[str, Any]) -> in
     if "load_size" in dataset_params(name):
         return min(FOLDER_VIEW_SIZE, params.get("load_size") or FOLDER_VIEW_SIZE)
     return None
+
+
+def check_view_sizes(suite: Suite) -> None:
+    """Every view of every method is at least augment_recipe.MIN_VIEW_PX at each dataset's given image_size
+    (a native size is known only once the data loads: the run checks it then)."""
+    from ssl_bench.data.augment_recipe import check_view_sizes as check
+
+    for i, m in enumerate(suite.methods):
+        for d in suite.datasets:
+            if d.image_size is not None:
+                check(m.views, d.image_size, f"methods[{i}].augment")

@@ -221,6 +221,7 @@ def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
     checks.check_run_id_length(suite)
     checks.check_pretrain_needs(suite)
     checks.check_layer_decay(suite)
+    checks.check_view_sizes(suite)
     checks.check_batch_size(suite)  # last: it may load a small embedded dataset
     return suite
 

@@ -17,12 +17,15 @@ import torch
 import torch.nn.functional as F
 
 from ssl_bench.data import augment_ops as ops
-from ssl_bench.data.augment_recipe import SUPERVISED_VIEW, UNIFORM_COLUMNS, ViewParams, ViewRecipe, blur_kernel_size, draw_uniforms, sample_view_params, view_params_from_uniform
+from ssl_bench.data.augment_recipe import SUPERVISED_VIEW, ViewRecipe, blur_kernel_size
+from ssl_bench.data.view_params import (UNIFORM_COLUMNS, ViewParams, draw_uniforms, group_structure, same_pass,
+                                        sample_view_params, view_params_from_uniform)
 from ssl_bench.data.types import FolderBatch
 
 __all__ = ["ViewRecipe", "ViewParams", "SUPERVISED_VIEW", "UNIFORM_COLUMNS", "draw_uniforms",
            "view_params_from_uniform", "sample_view_params", "apply_view", "augment_from_uniform", "random_view",
-           "MultiViewAugment", "eval_transform", "folder_eval_view", "adapt_channels", "blur_kernel_size"]
+           "MultiViewAugment", "view_groups", "eval_transform", "folder_eval_view", "adapt_channels",
+           "blur_kernel_size"]
 
 _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(4)  # jitter op ids in ViewParams.order
 
@@ -135,41 +138,63 @@ def apply_view(images_uint8: torch.Tensor, params: ViewParams, recipe: ViewRecip
 
 def augment_from_uniform(images_uint8: torch.Tensor, u: torch.Tensor, recipe: ViewRecipe, out_size: int,
                          norm_scale: torch.Tensor, norm_shift: torch.Tensor, in_h: int | torch.Tensor,
-                         in_w: int | torch.Tensor) -> torch.Tensor:
+                         in_w: int | torch.Tensor, recipes: tuple[ViewRecipe, ...] | None = None) -> torch.Tensor:
     """The pure part of one view (no generator): apply_view(view_params_from_uniform(u, ...)), normalized as
     x * norm_scale + norm_shift (1 x C x 1 x 1: 1/std and -mean/std). What MultiViewAugment(compile=True)
-    compiles; with fixed shapes it is also capturable in a CUDA graph (no host syncs)."""
-    params = view_params_from_uniform(u, recipe, in_h, in_w)
+    compiles; with fixed shapes it is also capturable in a CUDA graph (no host syncs).
+
+    `recipes`: k views of one size built in one pass (`recipe` = group_structure(recipes)); u holds their draws
+    view after view, and the result their k * B images in that order."""
+    params = view_params_from_uniform(u, recipe, in_h, in_w, recipes)
     return _apply(images_uint8, params, recipe, out_size, norm_scale, norm_shift)
 
 
-class MultiViewAugment:
-    """One normalized view per recipe. Blur is off at out_size <= 32 unless blur_small_images
-    (CIFAR recipes drop it: solo-learn, SimCLR CIFAR).
+def view_groups(sizes: Sequence[int], recipes: Sequence[ViewRecipe]) -> list[tuple[int, int]]:
+    """[start, end) of each run of consecutive views with one output size whose recipes differ only in what a
+    pass holds per row (augment_recipe.same_pass): each is built in one pass."""
+    groups: list[tuple[int, int]] = []
+    for i, (size, recipe) in enumerate(zip(sizes, recipes)):
+        if groups and sizes[groups[-1][0]] == size and same_pass(recipes[groups[-1][0]], recipe):
+            groups[-1] = (groups[-1][0], i + 1)
+        else:
+            groups.append((i, i + 1))
+    return groups
 
-    compile: torch.compile(dynamic=False) the pure part of each view (augment_from_uniform), one compiled
-    function per recipe, used for uint8 tensor batches (it specializes on their shape: a smaller last batch
-    compiles once more). FolderBatch canvases change size batch to batch, so they stay eager.
-    view_fns[i](pixels, u, norm_scale, norm_shift, in_h, in_w) is view i's pure function (compiled or not)."""
+
+class MultiViewAugment:
+    """One normalized view per recipe, in recipe order, each of its recipe's output size (ViewRecipe.size_frac
+    of `out_size`, the run's image size, or its size_px): multi-crop's global and local crops. Consecutive views
+    of one size (and one structure: same_pass) are built in one pass over the batch (view_groups). Blur is off
+    when the image size is <= 32 unless blur_small_images (CIFAR recipes drop it: solo-learn, SimCLR CIFAR).
+
+    compile: torch.compile(dynamic=False) the pure part of each pass (augment_from_uniform), one compiled
+    function per group of views, used for uint8 tensor batches (it specializes on their shape: a smaller last
+    batch compiles once more). FolderBatch canvases change size batch to batch, so they stay eager.
+    view_fns[g](pixels, u, norm_scale, norm_shift, in_h, in_w) is group g's pure function (compiled or not)."""
 
     def __init__(self, recipes: Sequence[ViewRecipe], out_size: int, mean, std, blur_small_images: bool = False,
                  compile: bool = False):
         small = out_size <= 32 and not blur_small_images
         self.recipes = tuple(replace(r, blur_p=0.0) if small else r for r in recipes)
         self.out_size = out_size
+        self.sizes = tuple(r.out_size(out_size) for r in self.recipes)
+        self.groups = view_groups(self.sizes, self.recipes)
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         self.compile = compile
-        self._eager = [self._view_fn(r) for r in self.recipes]
+        self._eager = [self._group_fn(*g) for g in self.groups]
         self.view_fns: list[Callable[..., torch.Tensor]] = (
             [torch.compile(f, dynamic=False) for f in self._eager] if compile else self._eager)
 
-    def _view_fn(self, recipe: ViewRecipe) -> Callable[..., torch.Tensor]:
-        out_size = self.out_size
+    def _group_fn(self, start: int, end: int) -> Callable[..., torch.Tensor]:
+        group = self.recipes[start:end]
+        structure, out_size = group_structure(group), self.sizes[start]
+        recipes = group if len(group) > 1 else None
 
-        def view(images_uint8, u, norm_scale, norm_shift, in_h, in_w):
-            return augment_from_uniform(images_uint8, u, recipe, out_size, norm_scale, norm_shift, in_h, in_w)
+        def views(images_uint8, u, norm_scale, norm_shift, in_h, in_w):
+            return augment_from_uniform(images_uint8, u, structure, out_size, norm_scale, norm_shift, in_h, in_w,
+                                        recipes)
 
-        return view
+        return views
 
     def __call__(self, images: torch.Tensor | FolderBatch, generator: torch.Generator) -> list[torch.Tensor]:
         pixels, (h, w) = _pixels_and_sizes(images)
@@ -177,9 +202,13 @@ class MultiViewAugment:
             raise ValueError("MultiViewAugment expects a uint8 B x C x H x W batch")
         scale, shift = _normalizer(self.mean, self.std, pixels.device)
         fns = self._eager if isinstance(images, FolderBatch) else self.view_fns
-        # one draw per view, in recipe order: the generator advances as it always has
-        return [view(pixels, draw_uniforms(len(pixels), generator, pixels.device), scale, shift, h, w)
-                for view in fns]
+        out: list[torch.Tensor] = []
+        for fn, (start, end) in zip(fns, self.groups):
+            # one draw per view, in recipe order: the generator advances as it always has
+            draws = [draw_uniforms(len(pixels), generator, pixels.device) for _ in range(start, end)]
+            u = draws[0] if len(draws) == 1 else torch.cat(draws)
+            out.extend(fn(pixels, u, scale, shift, h, w).chunk(end - start))
+        return out
 
 
 def _pixels_and_sizes(images: torch.Tensor | FolderBatch) -> tuple[torch.Tensor, tuple]:

@@ -93,16 +93,26 @@ def resized_crop_flip(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, he
                       width: torch.Tensor, flip: torch.Tensor | None, out_size: int, mode: str,
                       scale: float = 1.0) -> torch.Tensor:
     """Per-sample crop + resize (+ horizontal flip) as out = scale * Wy @ x @ Wx^T (two batched matmuls).
-    x may be uint8: with scale 1/255 the conversion to [0, 1] rides on the small Wy instead of the image."""
+    x may be uint8: with scale 1/255 the conversion to [0, 1] rides on the small Wy instead of the image.
+
+    The windows may be k per image (k * B of them, view-major: rows j * B + i crop image i): k views of one
+    size in one pass, the image converted to float once and read by one matmul for all k windows (its N axis
+    holds the k views' columns), so it is never copied k times."""
     b, c, h, w = x.shape
     dev = x.device
+    k = len(top) // b
     along = None if flip is None else flip.unsqueeze(1) & const((False, True), dev, torch.bool)  # x axis only
     axis_scale = None if scale == 1.0 else const((scale, 1.0), dev).view(2, 1, 1)
     m = resize_weights(torch.stack((top, left), 1), torch.stack((height, width), 1), max(h, w), out_size, mode,
-                       along, axis_scale)  # B x 2 x S x max(H, W): both axes in one set of ops
+                       along, axis_scale)  # kB x 2 x S x max(H, W): both axes in one set of ops
     wy, wx = m[:, 0, :, :h], m[:, 1, :, :w]
-    rows = torch.bmm(x.float().reshape(b, c * h, w), wx.transpose(1, 2)).view(b, c, h, out_size)
-    return torch.matmul(wy.unsqueeze(1), rows)
+    if k == 1:
+        rows = torch.bmm(x.float().reshape(b, c * h, w), wx.transpose(1, 2)).view(b, c, h, out_size)
+        return torch.matmul(wy.unsqueeze(1), rows)
+    wx_all = wx.view(k, b, out_size, w).permute(1, 3, 0, 2).reshape(b, w, k * out_size)  # B x W x kS
+    rows = torch.bmm(x.float().reshape(b, c * h, w), wx_all).view(b, c, h, k, out_size)
+    rows = rows.permute(3, 0, 1, 2, 4)  # k x B x C x H x S
+    return torch.matmul(wy.view(k, b, 1, out_size, h), rows).reshape(k * b, c, out_size, out_size)
 
 
 def luma(channels: int, device: torch.device | str) -> torch.Tensor:

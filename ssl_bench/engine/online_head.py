@@ -12,7 +12,8 @@ those of a run without the head; and it is initialised from a forked RNG, so no 
 
 No backbone runs twice: a forward hook on `method.encoder()` copies the outputs of the method's own training
 forward (every view it sends through the online encoder; a call on k views concatenated gives k * B rows,
-labelled by repeating the batch's labels k times, views in order). The copies are detached, so no gradient
+labelled by repeating the batch's labels k times, views in order; with multi-crop only the calls on the largest
+views, solo-learn's "large crops", count). The copies are detached, so no gradient
 reaches the encoder. A method whose training_step never calls its encoder() module cannot have an online head.
 engine.trainer.pretrain(..., online_head=...) trains it after each optimizer step, checkpoints it with the model
 and removes the hook when it returns.
@@ -41,7 +42,7 @@ class OnlineLinear:
         self.dim, self.num_classes, self.seed, self.device = encoder.num_features, num_classes, seed, device
         self.peak = scaled_lr(base_lr, batch_size)  # [solo-learn] classifier_lr * batch / 256
         self.reset()
-        self._feats: list[torch.Tensor] = []
+        self._feats: list[tuple[int, torch.Tensor]] = []  # (input side, features) per encoder call
         self._on = False
         self._hook = encoder.register_forward_hook(self._capture)
 
@@ -55,7 +56,8 @@ class OnlineLinear:
 
     def _capture(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         if self._on:  # only the training forward: the kNN monitor and evaluations run the encoder too
-            self._feats.append(output.detach().flatten(1).to(torch.float32, copy=True))
+            side = inputs[0].shape[-1] if inputs and isinstance(inputs[0], torch.Tensor) else 0
+            self._feats.append((side, output.detach().flatten(1).to(torch.float32, copy=True)))
 
     @contextmanager
     def capture(self) -> Iterator[None]:
@@ -69,7 +71,9 @@ class OnlineLinear:
     def step(self, labels: torch.Tensor, lr: float) -> None:
         """One SGD step of the head on the captured features of this batch (all ranks' rows under torchrun,
         so every rank holds the same head)."""
-        feats, self._feats = self._feats, []
+        captured, self._feats = self._feats, []
+        largest = max((side for side, _ in captured), default=0)
+        feats = [f for side, f in captured if side == largest]  # multi-crop: the global (largest) crops only
         if not feats:
             raise UserError("pretrain.online_linear: the method never called its encoder() module in "
                             "training_step, so there are no features to train the online head on; allowed: false")

@@ -18,7 +18,7 @@ from ssl_bench import distributed as dist
 from ssl_bench.data.loader import iterate_batches, num_batches
 from ssl_bench.data.types import ImageSet
 from ssl_bench.errors import UserError
-from ssl_bench.method import Method
+from ssl_bench.method import Method, TrainProgress
 from ssl_bench.engine import checkpoint
 from ssl_bench.engine.device import device_name, peak_memory_mb
 from ssl_bench.engine.ema import ema_update
@@ -258,6 +258,8 @@ def model_step(loop: _Loop, views: list[torch.Tensor], labels: torch.Tensor, pai
     pairs). No host sync, except torch's own in a float16 GradScaler's step (its inf check calls .item())."""
     s, model, opt, scaler = loop.s, loop.model, loop.opt, loop.scaler
     lr = schedule_step(opt, s.optim, step, loop.total, loop.warmup, loop.peak)
+    per_epoch = max(loop.steps_per_epoch, 1)
+    model.set_progress(TrainProgress(step, loop.total, step // per_epoch, per_epoch))  # epochs before are whole
     capture = loop.head.capture() if loop.head is not None else contextlib.nullcontext()
     with torch.autocast(s.device.type, dtype=s.amp_dtype or torch.float32, enabled=s.amp_dtype is not None), \
             capture:
@@ -268,6 +270,7 @@ def model_step(loop: _Loop, views: list[torch.Tensor], labels: torch.Tensor, pai
         scaler.unscale_(opt)
         clip_gradients((p for g in opt.param_groups for p in g["params"]), s.optim["clip_grad"],
                        s.optim.get("clip_mode", "total"))
+    model.before_optimizer_step()  # e.g. frozen layers: p.grad = None (after clipping, as DINO does)
     scaler.step(opt)
     scaler.update()
     tau = None

@@ -20,6 +20,7 @@ from ssl_bench.config import budget
 from ssl_bench import distributed as dist
 from ssl_bench.create import create_backbone, create_dataset, create_evaluation, create_method
 from ssl_bench.data.augment import MultiViewAugment, ViewRecipe
+from ssl_bench.data.augment_recipe import check_view_sizes
 from ssl_bench.data.types import DatasetBundle
 from ssl_bench.engine import checkpoint
 from ssl_bench.evalkit.monitors import training_monitors
@@ -189,6 +190,7 @@ def _load_final(built: Built, final: Path) -> bool:
 def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
     spec, bundle, p = built.spec, built.bundle, built.spec.pretrain
     recipes = [ViewRecipe.from_dict(v, f"methods.{spec.method.name}.augment") for v in spec.method.views]
+    check_view_sizes(spec.method.views, built.image_size, f"methods.{spec.method.name}.augment")  # native sizes
     augment = MultiViewAugment(recipes, built.image_size, bundle.mean, bundle.std,
                                blur_small_images=spec.method.blur_small_images, compile=p["compile"])
     # SyncBN on a copy: evaluations that fine-tune the encoder afterwards (on rank 0 alone) must see
