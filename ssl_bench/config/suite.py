@@ -1,6 +1,7 @@
 """Suite YAML -> a typed, validated Suite. Nothing runs and nothing is written before this passes."""
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
@@ -240,6 +241,23 @@ def _check_pretrain(p: dict) -> None:
         raise v.fail("pretrain.prefetch", p["prefetch"], "auto, true or false")
 
 
-def load_suite(path: str | os.PathLike) -> Suite:
-    """Read and validate a suite file; every mistake is one UserError naming its field."""
-    return parse_suite(read_suite_yaml(path), str(Path(path)))
+def load_suite(path: str | os.PathLike, overrides: list[str] | None = None,
+               sweeps: list[str] | None = None) -> Suite:
+    """Read and validate a suite file; every mistake is one UserError naming its field. `overrides`
+    (PATH=VALUE, config/overrides.py) and `sweeps` (PATH=V1,V2, config/sweeps.py) change the raw mapping
+    first, so they are validated exactly as the file's own fields; the suite keeps them (OUT/suite.yaml)."""
+    from ssl_bench.config.overrides import apply_overrides
+    from ssl_bench.config.sweeps import expand_sweeps, name_origin
+
+    overrides, sweeps = list(overrides or []), list(sweeps or [])
+    raw = read_suite_yaml(path)
+    if not (overrides or sweeps):
+        return parse_suite(raw, str(Path(path)))
+    raw, origin = expand_sweeps(apply_overrides(raw, overrides), sweeps, Path(path).resolve().parent)
+    try:
+        suite = parse_suite(copy.deepcopy(raw), str(Path(path)))
+    except UserError as exc:
+        raise name_origin(exc, origin) from None
+    suite.overrides = [*overrides, *(f"--sweep {s}" for s in sweeps)]
+    suite.effective = raw
+    return suite
