@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_override_arguments(v)
     v.set_defaults(func=_cmd_validate)
     ls = sub.add_parser("list", help="show registered methods, backbones, evaluations, datasets")
-    ls.add_argument("kind", nargs="?", choices=["methods", "backbones", "evaluations", "datasets"])
+    ls.add_argument("kind", nargs="?", choices=["methods", "backbones", "evaluations", "datasets", "loggers"])
     ls.set_defaults(func=_cmd_list)
     from ssl_bench.cli.tables import add_parsers
 

@@ -18,6 +18,7 @@ from ssl_bench.presets import apply_preset
 from ssl_bench.registry import DATASETS, EVALUATIONS, METHODS, import_plugins
 from ssl_bench.config.spec import BackboneSpec, DatasetSpec, EvalSpec, MethodSpec, Suite
 from ssl_bench.config.suite_yaml import read_suite_yaml
+from ssl_bench.engine.loggers import check_loggers
 from ssl_bench.engine.optim import OPTIMIZERS
 
 __all__ = ["Suite", "MethodSpec", "BackboneSpec", "DatasetSpec", "EvalSpec", "parse_suite", "load_suite",
@@ -38,7 +39,8 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     "prefetch": None,
 }
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
-OUTPUT_DEFAULTS: dict[str, Any] = {"dir": None, "table": True, "report": True, "predictions": True}
+OUTPUT_DEFAULTS: dict[str, Any] = {"dir": None, "table": True, "report": True, "predictions": True,
+                                   "loggers": []}  # experiment trackers: tensorboard, wandb, csv (engine/loggers)
 
 
 def _entry(item: Any, field: str, keys: list[str]) -> tuple[str, dict]:
@@ -196,6 +198,7 @@ def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
     output = v.override(OUTPUT_DEFAULTS, raw.get("output"), "output")
     if output["dir"] is not None:
         v.as_str(output["dir"], "output.dir")
+    output["loggers"] = check_loggers(output["loggers"])
     data_root = raw.get("data_root")
     if data_root is not None:
         v.as_str(data_root, "data_root")
