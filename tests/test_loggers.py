@@ -95,16 +95,19 @@ def wandb_history(run_dir: Path) -> tuple[set[str], list[tuple[int, dict]], dict
     import json
 
     ids, history, summary = set(), [], {}
+
+    def key(item) -> str:  # a key is sent as `key` or as the one-element `nested_key`
+        return item.key or "/".join(item.nested_key)
     for path in sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb")):  # names start with the time
         for r in wandb_records(path):
             kind = r.WhichOneof("record_type")
             if kind == "run":
                 ids.add(r.run.run_id)
             elif kind == "history":
-                items = {i.key: json.loads(i.value_json) for i in r.history.item if not i.key.startswith("_")}
+                items = {key(i): json.loads(i.value_json) for i in r.history.item if not key(i).startswith("_")}
                 history.append((r.history.step.num, items))
             elif kind == "summary":
-                summary.update({i.key: json.loads(i.value_json) for i in r.summary.update})
+                summary.update({key(i): json.loads(i.value_json) for i in r.summary.update})
     return ids, history, summary
 
 
