@@ -162,3 +162,19 @@ def test_cli_run_with_a_sweep_records_it_and_resume_tells_a_different_command_li
     plain = capsys.readouterr().out
     assert "note: this suite differs from the one recorded in suite.yaml (command-line changes there: " \
            "evaluations[0].params.k=7 --sweep methods[0].optim.base_lr=0.1,0.3; here: none)" in plain
+
+
+def test_launcher_workers_get_the_same_overrides_and_sweeps(tiny_suite, tmp_path):
+    from ssl_bench.cli.main import build_parser
+    from ssl_bench.cli.run import suite_args
+    from ssl_bench.run.launchers import LaunchPlan, worker_command
+
+    parser = build_parser()
+    given = parser.parse_args(["run", tiny_suite(), "pretrain.epochs=3", "--sweep", "optim.base_lr=0.1,0.3"])
+    plan = LaunchPlan(given.suite, tmp_path, 2, 1, {}, suite_args=suite_args(given))
+    cmd = worker_command(plan, 1)
+    worker, extra = parser.parse_known_args(cmd[cmd.index("run"):])
+    assert not extra and worker.worker and worker.resume
+    assert (worker.overrides, worker.sweep) == (["pretrain.epochs=3"], ["optim.base_lr=0.1,0.3"])
+    assert run_ids(load_suite(worker.suite, worker.overrides, worker.sweep)) == \
+        run_ids(load_suite(given.suite, given.overrides, given.sweep))

@@ -147,7 +147,8 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", help="output folder (default: output.dir or results/<suite name>)")
     r.add_argument("--resume", action="store_true", help="continue a killed or extended suite in --out")
     r.add_argument("--overwrite", action="store_true", help="delete ssl-bench's own outputs in --out first")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--quiet", action="store_true",
+                   help="no progress display (bars on a terminal, a line per epoch / phase in a log)")
     r.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by a launcher
     g = r.add_argument_group("launchers (defaults from the suite's launcher: block)")
     g.add_argument("--launcher", choices=["none", "local", "slurm"], default="none",

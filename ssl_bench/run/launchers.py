@@ -29,7 +29,9 @@ class LaunchPlan:
 
 def worker_command(plan: LaunchPlan, gpus: int) -> list[str]:
     """The command one worker runs: `ssl-bench run ... --resume --worker`, under torchrun when it has > 1 GPU."""
-    run = ["-m", "ssl_bench", "run", plan.suite_path, *plan.suite_args, "--out", str(plan.out), "--resume", "--quiet", "--worker"]
+    # not --quiet: a worker's log gets a line per epoch and evaluation phase (no carriage returns in a file)
+    run = ["-m", "ssl_bench", "run", plan.suite_path, *plan.suite_args, "--out", str(plan.out), "--resume",
+           "--worker"]
     if gpus > 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}", *run]
     return [sys.executable, *run]
