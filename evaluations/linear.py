@@ -62,11 +62,13 @@ class LinearEvaluation(Evaluation):
         select_by = "map11" if multilabel else ("mean_per_class" if bundle.metric == "mean_per_class" else "top1")
         grid = l2_grid(*self.params["l2_range"], self.params["num_l2"])
         it = self.params["max_iter"]
-        best, val_curve = sweep_logistic(tr_x, tr_y, va_x, va_y, grid, metric=select_by, max_iter=it,
-                                         num_classes=bundle.num_classes)
-        # Refit on train+val at the chosen strength (same train standardization).
-        w, b = fit_logistic(torch.cat([tr_x, va_x]), torch.cat([tr_y, va_y]), best, max_iter=it,
-                            num_classes=bundle.num_classes)
+        with ctx.progress(f"linear {name}: L2 sweep + refit", len(grid) + 1, "fit") as task:
+            best, val_curve = sweep_logistic(tr_x, tr_y, va_x, va_y, grid, metric=select_by, max_iter=it,
+                                             num_classes=bundle.num_classes, on_fit=task.update)
+            # Refit on train+val at the chosen strength (same train standardization).
+            w, b = fit_logistic(torch.cat([tr_x, va_x]), torch.cat([tr_y, va_y]), best, max_iter=it,
+                                num_classes=bundle.num_classes)
+            task.update()
         values = classification_metrics(score(te_x, w, b).cpu(), te_y.cpu(), bundle.metric)
         extra = {"l2": best, "val_metric": select_by, "val_curve": [[l2, v] for l2, v in zip(grid, val_curve)],
                  "n_train": len(tr_x), "n_val": len(va_x), "n_test": len(te_x), "feature_dim": int(tr_x.shape[1])}

@@ -74,5 +74,7 @@ class LinearSGDEvaluation(Evaluation):
         """One linear head per lr on the frozen encoder, trained together on `data`."""
         p = self.params
         model = Classifier(ctx.encoder, ctx.feature_dim, num_classes, num_heads=len(lrs), frozen=True, seed=ctx.seed)
-        return train_classifier(model, data, prep, lrs=lrs, epochs=p["epochs"], batch_size=p["batch_size"],
-                                seed=ctx.seed, device=ctx.device, num_workers=ctx.num_workers)
+        with ctx.progress(f"linear_sgd: {len(lrs)} head(s) on {len(data)} images", p["epochs"], "epoch") as task:
+            return train_classifier(model, data, prep, lrs=lrs, epochs=p["epochs"], batch_size=p["batch_size"],
+                                    seed=ctx.seed, device=ctx.device, num_workers=ctx.num_workers,
+                                    on_epoch=task.update)

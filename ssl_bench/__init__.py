@@ -6,7 +6,8 @@ use, so `import ssl_bench` stays light. docs/architecture.md maps the rest of th
   run a suite          run_suite, load_suite, load_results, build_table, write_report
   build plugins        create_method, create_backbone, create_evaluation, create_dataset
   write plugins        register_method, register_backbone, register_evaluation, register_dataset,
-                       declare_dataset, register_metric; Method, Evaluation, EvalContext, Protocol, Metric;
+                       declare_dataset, register_metric, register_logger; Method, Evaluation, EvalContext,
+                       Protocol, Metric, Logger;
                        Block, MLPHead (heads); Range, OneOf, ExistingFile, DIM, POSITIVE, UNIT (param checks);
                        gather_with_grad, gather_no_grad, all_reduce_mean (losses over processes); UserError
 """
@@ -23,7 +24,8 @@ _API: dict[str, str] = {
     **dict.fromkeys(["run_suite", "load_suite", "load_results", "build_table", "write_report"], "ssl_bench.api"),
     **dict.fromkeys(["create_method", "create_backbone", "create_evaluation", "create_dataset"], "ssl_bench.create"),
     **dict.fromkeys(["register_method", "register_backbone", "register_evaluation", "register_dataset",
-                     "declare_dataset"], "ssl_bench.registry"),
+                     "declare_dataset", "register_logger"], "ssl_bench.registry"),
+    "Logger": "ssl_bench.engine.loggers.base",
     **dict.fromkeys(["register_metric", "Metric"], "ssl_bench.metrics"),
     "Method": "ssl_bench.method",
     **dict.fromkeys(["Evaluation", "EvalContext", "Protocol"], "ssl_bench.evaluation"),

@@ -1,6 +1,7 @@
 """Process-group helpers. Everything here is the identity on a single process."""
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -43,7 +44,10 @@ def is_main() -> bool:
 def say(msg: str) -> None:
     """Print once per process group (rank 0), flushed: progress lines of a run."""
     if is_main():
-        print(msg, flush=True)
+        from tqdm import tqdm
+
+        tqdm.write(msg, file=sys.stdout)  # on a terminal, above the progress bars instead of through them
+        sys.stdout.flush()
 
 
 def barrier() -> None:

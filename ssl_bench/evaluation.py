@@ -10,6 +10,32 @@ from torch import nn
 from ssl_bench.data.types import DatasetBundle
 
 
+class ProgressTask:
+    """What `EvalContext.progress(desc, total, unit)` returns: a progress display for one phase of an
+    evaluation (engine/progress.py draws it with tqdm; this base draws nothing, as under --quiet). Use it as a
+    context manager: `with ctx.progress("linear: L2 sweep", len(grid), "fit") as task: ... task.update()`."""
+
+    def update(self, n: int = 1, **info: Any) -> None:
+        """`n` more units done; `info` (e.g. lr=0.1) is shown beside the bar."""
+
+    def note(self, **info: Any) -> None:
+        """A step inside the phase ended (one grid point): in a log file, one line now."""
+
+    def close(self) -> None:
+        """The phase ended (in a log file: its line, with the time it took)."""
+
+    def __enter__(self) -> "ProgressTask":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def no_progress(desc: str, total: int, unit: str = "it") -> ProgressTask:
+    """The default progress hook: draws nothing."""
+    return ProgressTask()
+
+
 @dataclass
 class EvalContext:
     """What an evaluation may use. Feature extraction is cached per (dataset, split) and shared."""
@@ -34,6 +60,9 @@ class EvalContext:
     # DataLoader workers that read (and, on the CPU path, decode) folder datasets' images for extraction and
     # fine-tuning: the suite's pretrain.num_workers. In-memory datasets ignore it.
     num_workers: int = 0
+    # progress(desc, total, unit) -> ProgressTask: a bar per phase (feature extraction, probe sweep, fine-tune
+    # epochs) on a terminal, a line per phase in logs, nothing under --quiet (engine/progress.py)
+    progress: Callable[..., ProgressTask] = no_progress
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ BUILTIN_MODULES = (
     "ssl_bench.backbones",
     "ssl_bench.evaluations",
     "ssl_bench.data.datasets",
+    "ssl_bench.engine.loggers",
 )
 ENTRY_POINT_GROUP = "ssl_bench.plugins"
 PLUGIN_FILE_PREFIX = "ssl_bench_plugin_file_"  # module names of plugin files imported by path
@@ -116,10 +117,12 @@ BACKBONES: Registry[Any] = Registry("backbone")
 EVALUATIONS: Registry[Any] = Registry("evaluation")
 DATASETS: Registry[Any] = Registry("dataset")  # loaders
 DATASET_INFO: Registry[DatasetInfo] = Registry("dataset")  # every dataset tables may name, with or without a loader
+LOGGERS: Registry[Any] = Registry("logger")  # experiment trackers for output.loggers (engine/loggers/)
 
 register_method = METHODS.register
 register_backbone = BACKBONES.register
 register_evaluation = EVALUATIONS.register
+register_logger = LOGGERS.register
 
 
 def register_dataset(name: str | None = None, *, label: str | None = None, metric: str | None = None,
@@ -150,7 +153,8 @@ def _declare(info: DatasetInfo, wins: bool) -> None:
         info = old.updated(info) if wins else info.updated(old)
     DATASET_INFO._items[info.name] = info
 
-REGISTRIES = {"methods": METHODS, "backbones": BACKBONES, "evaluations": EVALUATIONS, "datasets": DATASETS}
+REGISTRIES = {"methods": METHODS, "backbones": BACKBONES, "evaluations": EVALUATIONS, "datasets": DATASETS,
+              "loggers": LOGGERS}
 
 
 def load_plugins() -> None:

@@ -12,8 +12,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from ssl_bench.config.run_spec import num_runs
     from ssl_bench.config.suite import load_suite
 
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, args.overrides, args.sweep)
     print(f"{args.suite}: ok ({num_runs(suite)} runs x {len(suite.evaluations)} evaluations)")
+    if args.sweep:
+        print(f"methods: {', '.join(m.label for m in suite.methods)}")
     return 0
 
 
@@ -48,14 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", default="timm", help="timm (default) or torchvision")
     e.add_argument("--output", required=True, help="the .pth file to write (a model card goes to FILE.json)")
     e.set_defaults(func=_cmd_export)
-    from ssl_bench.cli.run import add_run_parsers
+    from ssl_bench.cli.run import add_override_arguments, add_run_parsers
 
     add_run_parsers(sub)
     v = sub.add_parser("validate", help="check a suite file without running anything")
     v.add_argument("suite")
+    add_override_arguments(v)
     v.set_defaults(func=_cmd_validate)
     ls = sub.add_parser("list", help="show registered methods, backbones, evaluations, datasets")
-    ls.add_argument("kind", nargs="?", choices=["methods", "backbones", "evaluations", "datasets"])
+    ls.add_argument("kind", nargs="?", choices=["methods", "backbones", "evaluations", "datasets", "loggers"])
     ls.set_defaults(func=_cmd_list)
     from ssl_bench.cli.tables import add_parsers
 
@@ -65,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # overrides may follow options: `run s.yaml --out X a=1`
+    if extra and (not hasattr(args, "overrides") or any(x.startswith("-") for x in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

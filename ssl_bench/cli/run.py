@@ -30,7 +30,7 @@ CUDA_VISIBLE_DEVICES); cuda:N is refused there."""
 def _cmd_run(args: argparse.Namespace) -> int:
     from ssl_bench.config.suite import load_suite
 
-    suite = load_suite(args.suite)  # validation first: nothing is written before it passes
+    suite = load_suite(args.suite, args.overrides, args.sweep)  # validation first: nothing is written before it passes
     if args.launcher != "none":
         return _launch(args, suite)
     from ssl_bench import distributed as dist
@@ -103,7 +103,8 @@ def _launch(args: argparse.Namespace, suite: Suite) -> int:
             raise UserError(f"--{key.replace('_', '-')}: bad value {value}; allowed: an integer >= 1")
     o = {**LAUNCHER_DEFAULTS, **suite.launcher, **given}
     workers = o["workers"] or (num_runs(suite) if args.launcher == "slurm" else 1)
-    plan = LaunchPlan(str(Path(args.suite).resolve()), out.resolve(), workers, o["gpus_per_run"], o)
+    plan = LaunchPlan(str(Path(args.suite).resolve()), out.resolve(), workers, o["gpus_per_run"], o,
+                      suite_args=suite_args(args))  # the workers run the same effective suite
     prepare_out_dir(out, suite, args.resume, args.overwrite)  # once, here; the workers all run with --resume
     if args.launcher == "local":
         code = launch_local(plan)
@@ -117,6 +118,20 @@ def _launch(args: argparse.Namespace, suite: Suite) -> int:
     return finish(suite, out)
 
 
+def suite_args(args: argparse.Namespace) -> list[str]:
+    """The overrides and sweeps of this command line, as a worker's command line repeats them."""
+    return [*args.overrides, *(f"--sweep={s}" for s in args.sweep or [])]
+
+
+def add_override_arguments(p: argparse.ArgumentParser) -> None:
+    """PATH=VALUE overrides and --sweep, for `run` and `validate` (config/overrides.py, config/sweeps.py)."""
+    p.add_argument("overrides", nargs="*", metavar="PATH=VALUE",
+                   help="change a suite field before validation, e.g. pretrain.epochs=5 methods[0].params.tau_base=0.996")
+    p.add_argument("--sweep", action="append", metavar="PATH=V1,V2",
+                   help="one labelled method per value, e.g. --sweep optim.base_lr=0.1,0.3,1.0 (every trained method) "
+                        "or --sweep methods[0].params.tau_base=0.99,0.996; repeat for a grid")
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from ssl_bench.run.status import folder_status, render_status
 
@@ -128,10 +143,12 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("run", help="run a suite: pretrain, evaluate, print the table", epilog=RUN_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("suite", help="suite YAML file")
+    add_override_arguments(r)
     r.add_argument("--out", help="output folder (default: output.dir or results/<suite name>)")
     r.add_argument("--resume", action="store_true", help="continue a killed or extended suite in --out")
     r.add_argument("--overwrite", action="store_true", help="delete ssl-bench's own outputs in --out first")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--quiet", action="store_true",
+                   help="no progress display (bars on a terminal, a line per epoch / phase in a log)")
     r.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by a launcher
     g = r.add_argument_group("launchers (defaults from the suite's launcher: block)")
     g.add_argument("--launcher", choices=["none", "local", "slurm"], default="none",

@@ -63,3 +63,6 @@ class Suite:
     download: bool = False
     description: str = ""
     launcher: dict[str, Any] = field(default_factory=dict)  # defaults for --launcher local|slurm
+    # command-line changes (`PATH=VALUE`, `--sweep PATH=V1,V2`) and the raw mapping they gave (config/overrides.py)
+    overrides: list[str] = field(default_factory=list)
+    effective: dict[str, Any] | None = None

@@ -1,6 +1,7 @@
 """Suite YAML -> a typed, validated Suite. Nothing runs and nothing is written before this passes."""
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ from ssl_bench.presets import apply_preset
 from ssl_bench.registry import DATASETS, EVALUATIONS, METHODS, import_plugins
 from ssl_bench.config.spec import BackboneSpec, DatasetSpec, EvalSpec, MethodSpec, Suite
 from ssl_bench.config.suite_yaml import read_suite_yaml
+from ssl_bench.engine.loggers import check_loggers
 from ssl_bench.engine.optim import OPTIMIZERS
 
 __all__ = ["Suite", "MethodSpec", "BackboneSpec", "DatasetSpec", "EvalSpec", "parse_suite", "load_suite",
@@ -37,7 +39,8 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     "prefetch": None,
 }
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
-OUTPUT_DEFAULTS: dict[str, Any] = {"dir": None, "table": True, "report": True, "predictions": True}
+OUTPUT_DEFAULTS: dict[str, Any] = {"dir": None, "table": True, "report": True, "predictions": True,
+                                   "loggers": []}  # experiment trackers: tensorboard, wandb, csv (engine/loggers)
 
 
 def _entry(item: Any, field: str, keys: list[str]) -> tuple[str, dict]:
@@ -196,6 +199,7 @@ def parse_suite(raw: Any, path: str = "<suite>") -> Suite:
     output = v.override(OUTPUT_DEFAULTS, raw.get("output"), "output")
     if output["dir"] is not None:
         v.as_str(output["dir"], "output.dir")
+    output["loggers"] = check_loggers(output["loggers"])
     data_root = raw.get("data_root")
     if data_root is not None:
         v.as_str(data_root, "data_root")
@@ -244,6 +248,23 @@ def _check_pretrain(p: dict) -> None:
         raise v.fail("pretrain.prefetch", p["prefetch"], "auto, true or false")
 
 
-def load_suite(path: str | os.PathLike) -> Suite:
-    """Read and validate a suite file; every mistake is one UserError naming its field."""
-    return parse_suite(read_suite_yaml(path), str(Path(path)))
+def load_suite(path: str | os.PathLike, overrides: list[str] | None = None,
+               sweeps: list[str] | None = None) -> Suite:
+    """Read and validate a suite file; every mistake is one UserError naming its field. `overrides`
+    (PATH=VALUE, config/overrides.py) and `sweeps` (PATH=V1,V2, config/sweeps.py) change the raw mapping
+    first, so they are validated exactly as the file's own fields; the suite keeps them (OUT/suite.yaml)."""
+    from ssl_bench.config.overrides import apply_overrides
+    from ssl_bench.config.sweeps import expand_sweeps, name_origin
+
+    overrides, sweeps = list(overrides or []), list(sweeps or [])
+    raw = read_suite_yaml(path)
+    if not (overrides or sweeps):
+        return parse_suite(raw, str(Path(path)))
+    raw, origin = expand_sweeps(apply_overrides(raw, overrides), sweeps, Path(path).resolve().parent)
+    try:
+        suite = parse_suite(copy.deepcopy(raw), str(Path(path)))
+    except UserError as exc:
+        raise name_origin(exc, origin) from None
+    suite.overrides = [*overrides, *(f"--sweep {s}" for s in sweeps)]
+    suite.effective = raw
+    return suite

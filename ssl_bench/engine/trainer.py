@@ -26,7 +26,7 @@ from ssl_bench.engine.metrics_log import MetricsLog
 from ssl_bench.engine.online_head import OnlineLinear
 from ssl_bench.engine.optim import build_optimizer, clip_gradients, schedule_step
 from ssl_bench.engine.prefetch import prepared_batches
-from ssl_bench.engine.progress import Progress
+from ssl_bench.engine.progress import TrainingBar
 from ssl_bench.engine.schedules import scaled_lr, warmup_cosine
 
 
@@ -91,17 +91,18 @@ class _Loop:
     peak: float
     ckpt_path: Path
     log: MetricsLog
-    progress: Progress | None = None
+    progress: TrainingBar | None = None
     head: OnlineLinear | None = None  # the online linear head, when the suite asks for one
     steps_per_epoch: int = 0
     on_step: Callable[[int], None] | None = None
+    logger: Any = None  # engine.loggers.RunLoggers: per-step and per-epoch values to the suite's loggers
 
 
 def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]],
              s: TrainSettings, run_dir: Path, resume: bool = False, label: str = "",
              on_epoch_end: Callable[[int], dict[str, Any]] | None = None,
              online_head: OnlineLinear | None = None,
-             on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+             on_step: Callable[[int], None] | None = None, logger: Any = None) -> dict[str, Any]:
     """Train `model` in place; checkpoint every epoch; resume from run_dir/checkpoint.pt if asked (one that does
     not load or fit is moved aside with a warning, and training starts from the first epoch).
 
@@ -109,9 +110,10 @@ def pretrain(model: Method, data: ImageSet, augment: Callable[[torch.Tensor, tor
     (the kNN monitor, evalkit.monitors.KnnMonitor). `online_head` is trained on the encoder's detached features
     after every step and checkpointed with the model (engine.online_head); the model's training is bit-identical
     with or without either. `on_step(step)` runs on the training thread after each optimizer step, with the
-    1-based global step number (a clock for benchmarks: with s.prefetch the augmentation runs on another thread)."""
+    1-based global step number (a clock for benchmarks: with s.prefetch the augmentation runs on another thread).
+    `logger` (rank 0's, engine.loggers.RunLoggers) gets loss, lr, tau and images/s every log_every steps."""
     loop = setup_loop(model, len(data), s, Path(run_dir))
-    loop.head, loop.on_step = online_head, on_step
+    loop.head, loop.on_step, loop.logger = online_head, on_step, logger
     try:
         return _run(loop, data, augment, resume, label, on_epoch_end)
     finally:
@@ -124,7 +126,9 @@ def _run(loop: _Loop, data: ImageSet, augment: Callable, resume: bool, label: st
     start_epoch, step = _restore(loop) if resume else (0, 0)
     if dist.is_main():
         loop.log.keep_before(start_epoch)
-    loop.progress = Progress(label, loop.total, loop.s.progress and dist.is_main())
+    main = dist.is_main()
+    loop.progress = TrainingBar(label, loop.total, step, loop.s.epochs, loop.s.progress and main,
+                                  loop.logger if main else None)
     t_start, images_seen = time.perf_counter(), 0
     for epoch in range(start_epoch, loop.s.epochs):
         row = _train_epoch(loop, data, augment, epoch, step)
@@ -224,9 +228,9 @@ def _train_epoch(loop: _Loop, data: ImageSet, augment: Callable, epoch: int, ste
             n, step = n + 1, step + 1
             if loop.on_step is not None:
                 loop.on_step(step)
-            if step % s.log_every == 0 and loop.progress.enabled:  # the only host sync inside the epoch
-                loop.progress.update(step, epoch, s.epochs, (loss_sum / n).item(),
-                                     n * loop.per_rank * ws / (time.perf_counter() - t0))
+            if step % s.log_every == 0 and loop.progress.wanted:  # the only host sync inside the epoch
+                loop.progress.step(step, epoch, loss.detach().float(), loss_sum / n, lr, step_tau,
+                                   n * loop.per_rank * ws / (time.perf_counter() - t0))
     epoch_loss = (dist.all_reduce_mean(loss_sum) / max(n, 1)).item()  # global mean: every rank agrees
     elapsed = time.perf_counter() - t0
     if not math.isfinite(epoch_loss):
@@ -286,6 +290,7 @@ def _end_epoch(loop: _Loop, row: dict[str, Any], epoch: int) -> None:
     """Log the epoch and checkpoint it (rank 0), then wait for every rank."""
     if dist.is_main():
         loop.log.append(row)
+        loop.progress.epoch(row)
         state = {"model": loop.model.state_dict(), "optimizer": loop.opt.state_dict(),
                  "scaler": loop.scaler.state_dict(), "epoch": epoch + 1, "step": row["step"], "total": loop.total}
         if loop.head is not None:

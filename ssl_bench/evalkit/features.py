@@ -10,6 +10,7 @@ from ssl_bench import distributed as dist
 from ssl_bench.data.augment import adapt_channels, eval_transform
 from ssl_bench.data.loader import iterate_batches
 from ssl_bench.data.types import DatasetBundle, ImageSet
+from ssl_bench.evaluation import ProgressTask, no_progress
 
 
 def freeze(encoder: nn.Module) -> nn.Module:
@@ -22,11 +23,13 @@ def freeze(encoder: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def extract(encoder: nn.Module, data: ImageSet, *, image_size: int, in_chans: int, mean, std,
-            device: torch.device, batch_size: int = 256, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+            device: torch.device, batch_size: int = 256, num_workers: int = 0,
+            on_batch: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (float32, CPU) and labels of every image of `data`, in dataset order.
 
     Under torchrun each rank extracts its shard and the shards are gathered back in order. `num_workers`
     DataLoader workers read a folder set's images (the same features as 0; in-memory sets need none).
+    `on_batch()` runs after each batch (a progress bar).
     """
     if encoder.training:
         raise RuntimeError("extract() needs an encoder in eval mode (call freeze first)")
@@ -40,6 +43,8 @@ def extract(encoder: nn.Module, data: ImageSet, *, image_size: int, in_chans: in
         x = adapt_channels(eval_transform(images, image_size, mean, std), in_chans)
         feats.append(encoder(x).float().flatten(1))
         labels.append(y)
+        if on_batch is not None:
+            on_batch()
     f = torch.cat(feats) if feats else torch.zeros(0, 0, device=device)
     y = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long, device=device)
     if ws > 1:  # strided shards -> gather and interleave back to dataset order
@@ -56,13 +61,16 @@ def _gather_strided(x: torch.Tensor, n: int) -> torch.Tensor:
     return order[:n]
 
 
-def feature_cache(encoder: nn.Module, get_dataset: Callable[[str], DatasetBundle], **kw) -> Callable:
-    """A memoized `features(dataset_name, split)` for EvalContext."""
+def feature_cache(encoder: nn.Module, get_dataset: Callable[[str], DatasetBundle],
+                  progress: Callable[..., ProgressTask] = no_progress, **kw) -> Callable:
+    """A memoized `features(dataset_name, split)` for EvalContext; each extraction shows a progress bar."""
     cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def features(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         if (name, split) not in cache:
-            cache[(name, split)] = extract(encoder, get_dataset(name).split(split), **kw)
+            data = get_dataset(name).split(split)
+            with progress(f"features {name}/{split}", -(-len(data) // kw.get("batch_size", 256)), "batch") as task:
+                cache[(name, split)] = extract(encoder, data, on_batch=task.update, **kw)
         return cache[(name, split)]
 
     features.cache = cache  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -106,10 +106,12 @@ def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def train_classifier(model: Classifier, data: ImageSet, prep: InputPrep, *, lrs: Sequence[float], epochs: int,
                      batch_size: int, seed: int, device: torch.device, weight_decay: float = 0.0,
-                     momentum: float = 0.9, num_workers: int = 0) -> Classifier:
+                     momentum: float = 0.9, num_workers: int = 0,
+                     on_epoch: Callable[[], None] | None = None) -> Classifier:
     """SGD Nesterov with per-step cosine decay (no warmup); head k trains at lrs[k], the encoder (unless
     frozen, then with a single head) at lrs[0]. Batches of one image are avoided: BN cannot train on them.
-    `num_workers` DataLoader workers read a folder dataset's images (the order and crops stay the same)."""
+    `num_workers` DataLoader workers read a folder dataset's images (the order and crops stay the same).
+    `on_epoch()` runs after each epoch (a progress bar)."""
     if len(lrs) != len(model.heads) or (not model.frozen and len(lrs) != 1):
         raise ValueError("one lr per head; several heads only on a frozen encoder")
     groups = [{"params": list(head.parameters()), "lr": lr, "base_lr": lr} for head, lr in zip(model.heads, lrs)]
@@ -132,6 +134,8 @@ def train_classifier(model: Classifier, data: ImageSet, prep: InputPrep, *, lrs:
             loss.backward()
             opt.step()
             step += 1
+        if on_epoch is not None:
+            on_epoch()
     return model.eval()
 
 
@@ -166,20 +170,24 @@ def finetune_grid(ctx: EvalContext, bundle: DatasetBundle, train: ImageSet, grid
                         "held-out val split to choose the fine-tuning hyperparameters")
     keys = list(grid)
     best, best_cfg, best_val, curve = None, {}, float("-inf"), []
-    for i, values in enumerate(itertools.product(*(grid[k] for k in keys))):
-        cfg = dict(zip(keys, values))
+    configs = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    task = ctx.progress(f"{where.removeprefix('evaluation ')} {bundle.name}: fine-tune {len(configs)} config(s) on "
+                        f"{len(train)} images", sum(c["epochs"] for c in configs), "epoch")
+    for i, cfg in enumerate(configs):
         model = Classifier(trainable_encoder(ctx, from_scratch), ctx.feature_dim, bundle.num_classes,
                            seed=ctx.seed + i)
         train_classifier(model, train, prep, lrs=[cfg["lr"]], epochs=cfg["epochs"], batch_size=batch_size,
                          seed=ctx.seed + i, device=ctx.device, weight_decay=cfg.get("weight_decay", 0.0),
-                         num_workers=ctx.num_workers)
+                         num_workers=ctx.num_workers, on_epoch=task.update)
         scores, y = predict(model, val, prep, ctx.device, batch_size, ctx.num_workers)
         score = probe_metric(scores[0], y, select_by)
         curve.append({**cfg, "val": score})
+        task.note(**{k: f"{v:g}" for k, v in cfg.items()}, val=f"{score:.2f}")
         if score > best_val:
             best, best_cfg, best_val = model, cfg, score
         else:
             del model
+    task.close()
     return best, best_cfg, curve
 
 

@@ -13,7 +13,7 @@ objective divided by l2 * n when C = 1 / (l2 * n).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -115,8 +115,10 @@ def sweep_logistic(
     metric: str = "top1",
     max_iter: int = 1000,
     num_classes: int | None = None,
+    on_fit: Callable[[], None] | None = None,
 ) -> tuple[float, list[float]]:
     """Fit on train for each l2 and score on val; returns (best l2, val scores in l2_values order).
+    `on_fit()` runs after each fit (a progress bar).
 
     Fits run from strong to weak regularization, each warm-started from the previous solution.
     Ties on val go to the strongest regularization.
@@ -130,6 +132,8 @@ def sweep_logistic(
     for i in order:
         init = fit_logistic(train_x, train_y, l2_values[i], max_iter=max_iter, init=init, num_classes=num_classes)
         vals[i] = probe_metric(score(val_x, *init), val_y, metric)
+        if on_fit is not None:
+            on_fit()
         if best is None or vals[i] > vals[best]:
             best = i
     return float(l2_values[best]), vals

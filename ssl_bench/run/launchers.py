@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,14 @@ class LaunchPlan:
     workers: int
     gpus_per_run: int
     options: dict[str, Any]
+    suite_args: list[str] = field(default_factory=list)  # the command line's PATH=VALUE overrides and --sweeps
 
 
 def worker_command(plan: LaunchPlan, gpus: int) -> list[str]:
     """The command one worker runs: `ssl-bench run ... --resume --worker`, under torchrun when it has > 1 GPU."""
-    run = ["-m", "ssl_bench", "run", plan.suite_path, "--out", str(plan.out), "--resume", "--quiet", "--worker"]
+    # not --quiet: a worker's log gets a line per epoch and evaluation phase (no carriage returns in a file)
+    run = ["-m", "ssl_bench", "run", plan.suite_path, *plan.suite_args, "--out", str(plan.out), "--resume",
+           "--worker"]
     if gpus > 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}", *run]
     return [sys.executable, *run]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ssl_bench import distributed as dist
 from ssl_bench.config.budget import kind_value
@@ -27,6 +27,7 @@ class RunRecorder:
         self.spec, self.store = spec, store
         self.extra: dict[str, Any] = {}
         self.collapsed = False
+        self.on_record: Callable[[list[dict[str, Any]]], None] | None = None  # also gets every record (loggers)
         self.base = {"suite": suite_name, "run_id": spec.run_id, "config_hash": spec.config_hash,
                      "setting_hash": spec.setting_hash, "batch_size": spec.pretrain["batch_size"],
                      "method": spec.method.label, "method_name": spec.method.name, "backbone": spec.backbone.label,
@@ -50,6 +51,8 @@ class RunRecorder:
                 f"{rec['metric'] or '':<15} {value:>7}  {rec['status']}")
         if dist.is_main():
             self.store.append(recs)
+            if self.on_record is not None:
+                self.on_record(recs)
 
     def fail_all(self, todo: list[tuple[EvalSpec, str]], msg: str) -> None:
         for e, key in todo:

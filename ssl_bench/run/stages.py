@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import random
 import sys
 import time
@@ -27,6 +26,8 @@ from ssl_bench.evalkit.monitors import training_monitors
 from ssl_bench.engine.plan import plan as train_plan
 from ssl_bench.engine.compute import compute_record, flops_per_image, step_time_s
 from ssl_bench.engine.prefetch import resolve_prefetch
+from ssl_bench.engine.loggers import RunLoggers
+from ssl_bench.engine.progress import progress_hook
 from ssl_bench.engine.trainer import TrainingDiverged, TrainSettings, pretrain
 from ssl_bench.errors import DISK_ERRNOS, DatasetUnavailableError, UserError
 from ssl_bench.evaluation import EvalContext
@@ -37,7 +38,7 @@ from ssl_bench.metrics import collect_evidence
 from ssl_bench.registry import METHODS
 from ssl_bench.run.ledger import ResultsStore
 from ssl_bench.config.run_spec import RunSpec, eval_key
-from ssl_bench.jsonl import write_text_atomic
+from ssl_bench.run.run_files import load_stats, write_run_json
 from ssl_bench.run.recorder import CRASH_FILE, RunRecorder, one_line, say
 from ssl_bench.config.spec import EvalSpec, Suite
 from ssl_bench.engine.sync_batchnorm import convert_sync_batchnorm
@@ -68,6 +69,7 @@ class Built:
     cls: type
     method: Method = None  # type: ignore[assignment]  # set by build()
     train_state: dict = field(default_factory=dict)  # trained beside the method (online head): into final.pt
+    loggers: RunLoggers | None = None  # the run's experiment loggers (per-step values of pretraining)
 
     def new_backbone(self) -> nn.Module:
         s = self.spec.backbone
@@ -92,6 +94,16 @@ def pending_evaluations(spec: RunSpec, suite: Suite, done: set[tuple[str, str]])
 
 
 def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
+    """One run, with its experiment loggers (output.loggers, rank 0: opened on first use, closed at the end)."""
+    loggers = RunLoggers(env.suite.output.get("loggers", []), env.out_dir / "runs" / spec.run_id, spec.run_id,
+                         env.suite.name, spec.config(), enabled=dist.is_main())
+    try:
+        _execute_run(spec, env, done, loggers)
+    finally:
+        loggers.close()
+
+
+def _execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]], loggers: RunLoggers) -> None:
     todo = pending_evaluations(spec, env.suite, done)
     if not todo:
         say(f"[skip] {spec.run_id}: every evaluation already recorded")
@@ -102,6 +114,7 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
         checkpoint.clean_run_tmp(run_dir)
         (run_dir / CRASH_FILE).unlink(missing_ok=True)  # a crash of an earlier attempt: this one starts over
     recorder = RunRecorder(spec, env.store, env.suite.name)
+    recorder.on_record = loggers.log_results  # every result row to the loggers too
     say(f"[run] {spec.run_id}")
     try:
         bundle = _get_dataset(env, spec.dataset.name, spec.dataset.params)
@@ -114,6 +127,7 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
         return recorder.fail_all(todo, str(exc))
     except Exception as exc:  # noqa: BLE001 - a bug or an unexpected input: this run fails, visibly
         return recorder.crashed(exc, todo, run_dir)
+    built.loggers = loggers
     try:
         stats, error = pretrain_or_load(built, env, run_dir)
     except UserError:  # a suite mistake only the data shows (e.g. pretrain.knn_monitor on multi-label data)
@@ -155,20 +169,20 @@ def pretrain_or_load(built: Built, env: RunEnv, run_dir: Path) -> tuple[dict | N
     After training the weights are read back from final.pt into a fresh method: the evaluations then see
     exactly what a later --resume would load (same memory format, buffers, device and RNG state)."""
     spec, final = built.spec, run_dir / "final.pt"
-    stats = _load_stats(run_dir)
+    stats = load_stats(run_dir)
     trains = built.cls.trainable and spec.method.trained
     if trains and not _load_final(built, final):
         try:
             stats = _train(built, env, run_dir)
         except TrainingDiverged as exc:
-            _write_run_json(built, run_dir, stats)
+            write_run_json(built, run_dir, stats)
             return stats, f"pretraining diverged: {exc}"
         if dist.is_main():
             checkpoint.save_atomic({"model": built.method.state_dict(), "stats": stats, **built.train_state}, final)
         dist.barrier()  # every rank reads the file rank 0 wrote
         if not _load_final(built, final):
             return stats, f"{final} did not load back after it was written"
-    _write_run_json(built, run_dir, stats)
+    write_run_json(built, run_dir, stats)
     return stats, None
 
 
@@ -209,7 +223,8 @@ def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
     flops = flops_per_image(method, bundle.pretrain_images, augment, env.device) if dist.is_main() else None
     knn, online = training_monitors(p, model, bundle, built.image_size, env.device, spec.seed, plan.epochs)
     stats = pretrain(model, bundle.pretrain_images, augment, settings, run_dir, resume=env.resume,
-                     label=f"{spec.method.name}/s{spec.seed}", on_epoch_end=knn, online_head=online)
+                     label=f"{spec.method.name}/s{spec.seed}", on_epoch_end=knn, online_head=online,
+                     logger=built.loggers)
     stats.update(flops_per_image=flops, **plan.stats())
     built.train_state = {"online_linear": online.state_dict()} if online is not None else {}
     dist.broadcast_module(model)  # one model on every rank (plain-BN running stats drift apart per rank)
@@ -232,14 +247,14 @@ def freeze_for_evaluation(built: Built, env: RunEnv, run_dir: Path) -> tuple[Eva
 
     features = feature_cache(encoder, get_dataset, image_size=built.image_size, in_chans=bundle.channels,
                              mean=bundle.mean, std=bundle.std, device=env.device,
-                             num_workers=spec.pretrain["num_workers"])
+                             num_workers=spec.pretrain["num_workers"], progress=progress_hook(env.progress))
     score = collapse_score(features(spec.dataset.name, "val")[0])
     ctx = EvalContext(encoder=encoder, feature_dim=encoder.num_features,
                       method_needs_labels=built.cls.needs_labels, seed=spec.seed, device=env.device,
                       pretrain=bundle, image_size=built.image_size, in_chans=bundle.channels, mean=bundle.mean,
                       std=bundle.std, out_dir=str(run_dir), get_dataset=get_dataset, features=features,
                       new_encoder=new_encoder, save_predictions=env.suite.output.get("predictions", True),
-                      num_workers=spec.pretrain["num_workers"])
+                      num_workers=spec.pretrain["num_workers"], progress=progress_hook(env.progress))
     return ctx, score
 
 
@@ -274,21 +289,3 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-
-
-def _write_run_json(built: Built, run_dir: Path, stats: dict | None) -> None:
-    if not dist.is_main():
-        return
-    info = {"run_id": built.spec.run_id, "config": built.spec.config(), "image_size": built.image_size,
-            "split_info": built.bundle.split_info, "stats": stats}
-    write_text_atomic(run_dir / "run.json", json.dumps(info, indent=1, default=str))  # other ranks may read it
-
-
-def _load_stats(run_dir: Path) -> dict | None:
-    path = run_dir / "run.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text()).get("stats")
-        except json.JSONDecodeError:
-            print(f"warning: {path} unreadable; pretraining stats lost", file=sys.stderr)
-    return None

@@ -12,6 +12,7 @@ from ssl_bench.jsonl import write_text_atomic
 from ssl_bench.run.outdir import check_reusable, clear_own_entries, inside, is_ours, write_marker
 from ssl_bench.run.stages import RunEnv
 from ssl_bench.run.ledger import ResultsStore
+from ssl_bench.config.overrides import recorded_text, resume_note
 from ssl_bench.config.run_spec import expand
 from ssl_bench.engine.device import amp_name, resolve_amp, resolve_device
 from ssl_bench.run.status import write_matrix
@@ -36,9 +37,13 @@ def prepare_out_dir(out: Path, suite: Suite, resume: bool, overwrite: bool) -> N
         out.mkdir(parents=True, exist_ok=True)
         write_marker(out)
         ResultsStore(out).repair()
-        src = Path(suite.path)
-        if src.is_file():  # temp + rename: concurrent workers never see a half-copied suite.yaml
-            write_text_atomic(out / "suite.yaml", src.read_bytes().decode("utf-8"))  # validated as UTF-8
+        text = recorded_text(suite)  # the file, or the effective suite when the command line changed it
+        if text is not None:  # temp + rename: concurrent workers never see a half-copied suite.yaml
+            old = out / "suite.yaml"
+            note = resume_note(old.read_text(encoding="utf-8", errors="replace"), text) if old.is_file() else None
+            if note:
+                print(note, flush=True)
+            write_text_atomic(out / "suite.yaml", text)
     dist.barrier()
 
 

@@ -12,6 +12,8 @@ import os
 import time
 
 from ssl_bench import distributed as dist
+from ssl_bench.engine.progress import Bar
+from ssl_bench.evaluation import ProgressTask
 from ssl_bench.run.locks import Claim, claim_timeout_s
 from ssl_bench.run.stages import RunEnv, execute_run
 from ssl_bench.config.run_spec import RunSpec, eval_key
@@ -82,8 +84,20 @@ def work_through(runs: list[RunSpec], env: RunEnv, wait: bool = True) -> list[st
 
     Returns the run ids still held by other workers when `wait` is false (empty when everything is done)."""
     pending, first = list(runs), True
+    done = env.store.done_keys() if dist.is_main() else set()
+    counted = {s.run_id for s in runs if done >= wanted_keys(s, env)}
+    bar = Bar(f"suite {env.suite.name}", len(runs), "run", initial=len(counted), leave=True) \
+        if env.progress and dist.is_main() else ProgressTask()  # runs done / total, ETA from the runs run here
     while pending:
-        busy = [s for s in pending if work_once(s, env, announce_busy=first) == "busy"]
+        busy = []
+        for s in pending:
+            state = work_once(s, env, announce_busy=first)
+            if state == "busy":
+                busy.append(s)
+            elif s.run_id not in counted:
+                counted.add(s.run_id)
+                bar.update()
+                bar.note()
         if busy and first:
             say(f"[wait] {len(busy)} run(s) held by other workers; waiting for them to finish "
                  f"(a claim without heartbeat for {claim_timeout_s():.0f} s is taken over)")
@@ -91,4 +105,5 @@ def work_through(runs: list[RunSpec], env: RunEnv, wait: bool = True) -> list[st
         if not pending or not wait:
             break
         time.sleep(poll_s())
+    bar.close()
     return [s.run_id for s in pending]
