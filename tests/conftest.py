@@ -55,3 +55,20 @@ def metrics_rows(run_dir) -> list[dict]:
 def row_key(r: dict) -> tuple:
     """What one row measures: (run, evaluation config, protocol, dataset, metric)."""
     return r["run_id"], r["eval_key"], r["protocol"], r["eval_dataset"], r["metric"]
+
+
+def batch_files(out) -> list:
+    """Every batch file of OUT (runs/<run>/results/<evaluation>.json), in path order."""
+    from pathlib import Path
+
+    return sorted(Path(out).glob("runs/*/results/*.json"))
+
+
+def edit_batch(path, change) -> None:
+    """Rewrite a batch file with `change(data)` applied to its parsed JSON (a tampered or damaged batch)."""
+    import json
+    from pathlib import Path
+
+    data = json.loads(Path(path).read_text())
+    change(data)
+    Path(path).write_text(json.dumps(data))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 
 from conftest import TINY_SUITE, results_rows, row_key
 from ssl_bench.cli.main import main
+from ssl_bench.run.ledger import ResultsStore
 from ssl_bench.run.status import eta_seconds, folder_status
 
 FOUR_RUNS = TINY_SUITE.replace("seeds: [0]", "seeds: [0, 1]").replace("table: true", "table: false")
@@ -51,10 +53,11 @@ def test_status_of_a_half_finished_folder(tmp_path, capsys):
     assert main(["run", suite, "--out", str(out), "--quiet"]) == 0
     rows = results_rows(out)
     byol = sorted({r["run_id"] for r in rows if r["method"] == "byol"})
-    keep = [r for r in rows if r["run_id"] not in byol]  # byol s0 "running" elsewhere, byol s1 pending
-    keep.append({**next(r for r in rows if r["run_id"] == byol[0]), "status": "failed", "error": "boom: disk",
-                 "batch_rows": 1, "batch": "x", "metric": None, "value": None})
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+    for run in byol:  # byol s0 "running" elsewhere, byol s1 pending: their rows are gone
+        shutil.rmtree(out / "runs" / run / "results")
+    failed = {**next(r for r in rows if r["run_id"] == byol[0]), "status": "failed", "error": "boom: disk",
+              "metric": None, "value": None}
+    ResultsStore(out).append([failed])  # ... and its first evaluation failed
     (out / "claims").mkdir(exist_ok=True)
     (out / "claims" / f"{byol[0]}.json").write_text(json.dumps(
         {"host": "node7", "pid": 4242, "token": "t", "started": time.time() - 60, "heartbeat": time.time()}))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_SUITE, results_rows as _rows, row_key as _key
+from conftest import TINY_SUITE, batch_files, edit_batch, results_rows as _rows, row_key as _key
 from ssl_bench.cli.main import main
 from ssl_bench.run.outdir import MARKER
 from ssl_bench.run.ledger import UNREADABLE_FILE, ResultsStore
@@ -90,26 +90,60 @@ def test_a_run_folder_that_escapes_through_a_symlink_is_refused(finished, tmp_pa
 
 # --- resume that repairs -------------------------------------------------------------------------------------------
 
-def test_garbled_line_is_set_aside_and_everything_else_goes_on(finished, tmp_path, capsys):
+def _batch_of(out: Path, method: str, protocol: str) -> Path:
+    return next(p for p in batch_files(out) if p.parent.parent.name.startswith(method + "-")
+                and p.name.startswith(protocol + "-"))
+
+
+def test_garbled_batch_is_set_aside_and_only_its_evaluation_is_recomputed(finished, tmp_path, capsys):
     suite, out = _copy(finished, tmp_path)
+    rows = _rows(out)
+    torn = _batch_of(out, "byol", "knn")
+    garbage = torn.read_text()[:200]  # a torn write (or a hand edit) in the middle of the file
+    torn.write_text(garbage)
+    assert main(["table", str(out)]) == 0  # tables read past it with a warning
+    assert "1 batch file(s) unreadable or invalid" in capsys.readouterr().err
+    assert main(["run", suite, "--out", str(out), "--resume", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    aside = [p for p in torn.parent.iterdir() if p.name.startswith(torn.name + ".unreadable-")]
+    assert len(aside) == 1 and aside[0].read_text() == garbage  # set aside, never deleted
+    assert f"warning: {torn}: unreadable batch moved to {aside[0].name}; its evaluation is recomputed" in captured.err
+    assert captured.out.count("[run] ") == 1  # only the run whose batch was lost
+    assert Counter(map(_key, _rows(out))) == Counter(map(_key, rows))  # nothing lost, nothing twice
+    again = {_key(r): r["value"] for r in _rows(out)}
+    assert all(again[_key(r)] == pytest.approx(r["value"], abs=1e-9) for r in rows)
+
+
+def _make_legacy(out: Path) -> None:
+    """The folder as an ssl-bench before batch files left it: results.jsonl is the ledger, an old marker."""
+    for results in out.glob("runs/*/results"):
+        shutil.rmtree(results)
+    (out / "results.view.json").unlink()
+    (out / MARKER).write_text(json.dumps({"created_by": "ssl-bench", "version": "0.1.0"}))
+
+
+def test_a_legacy_folder_is_migrated_on_resume_and_its_garbled_line_set_aside(finished, tmp_path, capsys):
+    suite, out = _copy(finished, tmp_path)
+    _make_legacy(out)
     lines = (out / "results.jsonl").read_text().splitlines()
     garbage = '{"run_id": "x", "value": 7'  # a torn write in the middle
     (out / "results.jsonl").write_text("\n".join(lines[:2] + [garbage] + lines[2:]) + "\n")
-    assert main(["table", str(out)]) == 0  # tables read past it with a warning
+    assert main(["table", str(out)]) == 0  # tables read a legacy folder as it is, past the torn line
     assert main(["run", suite, "--out", str(out), "--resume", "--quiet"]) == 0
-    err = capsys.readouterr().err
-    assert f"moved 1 unreadable line(s) (3) to {out / UNREADABLE_FILE}" in err
+    captured = capsys.readouterr()
+    assert f"moved 1 unreadable line(s) (3) to {out / UNREADABLE_FILE}" in captured.err
     assert (out / UNREADABLE_FILE).read_text() == garbage + "\n"
-    assert [_key(r) for r in _rows(out)] == [_key(json.loads(x)) for x in lines]  # nothing recomputed or lost
+    assert "[run] " not in captured.out  # every evaluation was done: nothing recomputed
+    assert len(batch_files(out)) == 4
+    assert sorted(map(_key, _rows(out))) == sorted(_key(json.loads(x)) for x in lines)  # nothing lost
 
 
 def test_a_lost_row_recomputes_its_evaluation_without_duplicates(finished, tmp_path, capsys):
     suite, out = _copy(finished, tmp_path)
     rows = _rows(out)
-    lost = next(i for i, r in enumerate(rows) if r["method"] == "byol" and r["metric"] == "top5")
-    kept = rows[:lost] + rows[lost + 1:]
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    edit_batch(_batch_of(out, "byol", "knn"), lambda b: b["rows"].pop())  # the top5 row is lost
     assert main(["run", suite, "--out", str(out), "--resume", "--quiet"]) == 0
+    assert "invalid batch (1 of its 2 rows) moved to" in capsys.readouterr().err
     after = _rows(out)
     assert Counter(map(_key, after)) == Counter(map(_key, rows))  # the lost row is back, nothing twice
     again = {_key(r): r["value"] for r in after}
@@ -119,11 +153,11 @@ def test_a_lost_row_recomputes_its_evaluation_without_duplicates(finished, tmp_p
 def test_failed_rows_are_retried_on_resume(finished, tmp_path):
     suite, out = _copy(finished, tmp_path)
     rows = _rows(out)
-    byol_knn = [r for r in rows if r["method"] == "byol" and r["protocol"] == "knn"]
-    failed = {**byol_knn[0], "metric": None, "value": None, "status": "failed", "error": "transient"}
-    failed.pop("batch", None), failed.pop("batch_rows", None)
-    others = [r for r in rows if r not in byol_knn]
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in others + [failed]))
+
+    def fail(batch):
+        batch["rows"] = [{**batch["rows"][0], "metric": None, "value": None, "status": "failed", "error": "transient",
+                          "batch_rows": 1}]
+    edit_batch(_batch_of(out, "byol", "knn"), fail)
     assert main(["run", suite, "--out", str(out), "--resume", "--quiet"]) == 0
     after = _rows(out)
     assert Counter(map(_key, after)) == Counter(map(_key, rows))
@@ -132,10 +166,11 @@ def test_failed_rows_are_retried_on_resume(finished, tmp_path):
 
 def test_leftover_temp_files_are_removed_on_resume(finished, tmp_path):
     suite, out = _copy(finished, tmp_path)
-    tmp = out / "results.jsonl.tmp99999"
-    tmp.write_text("half a file")
+    tmps = [out / "results.jsonl.tmp99999", _batch_of(out, "random", "knn").with_suffix(".json.tmp4242")]
+    for tmp in tmps:
+        tmp.write_text("half a file")
     assert main(["run", suite, "--out", str(out), "--resume", "--quiet"]) == 0
-    assert not tmp.exists()
+    assert not any(tmp.exists() for tmp in tmps)
 
 
 # --- strict JSON and the store's batches -------------------------------------------------------------------------
@@ -146,13 +181,16 @@ def _strict_loads(line: str) -> dict:
     return json.loads(line, parse_constant=refuse)
 
 
+ROW = {"run_id": "r", "eval_key": "k", "method": "m", "backbone": "b", "pretrain_dataset": "d", "seed": 0,
+       "protocol": "p", "eval_dataset": "d", "metric": "top1", "value": 1.0, "status": "ok"}
+
+
 def test_results_file_is_strict_json(finished, tmp_path):
     _, out = finished
     for line in (out / "results.jsonl").read_text().splitlines():
         _strict_loads(line)
     store = ResultsStore(tmp_path)
-    store.append([{"run_id": "r", "eval_key": "k", "metric": "top1", "value": float("nan"), "status": "ok",
-                   "extra": {"curve": [1.0, float("inf")]}}])
+    store.append([{**ROW, "metric": "top1", "value": float("nan"), "extra": {"curve": [1.0, float("inf")]}}])
     (row,) = [_strict_loads(x) for x in store.path.read_text().splitlines()]
     assert row["value"] is None and row["status"] == "failed" and "nan" in row["error"]
     assert row["extra"]["curve"] == [1.0, None]
@@ -160,12 +198,13 @@ def test_results_file_is_strict_json(finished, tmp_path):
 
 def test_store_writes_a_key_once_and_replaces_incomplete_batches(tmp_path):
     store = ResultsStore(tmp_path)
-    two = [{"run_id": "r", "eval_key": "k", "metric": m, "value": 1.0, "status": "ok"} for m in ("top1", "top5")]
+    two = [{**ROW, "metric": m} for m in ("top1", "top5")]
     assert store.append(two) == 2
     assert store.append(two) == 0  # complete already (another worker wrote it): not written twice
     assert store.done_keys() == {("r", "k")}
-    lines = store.path.read_text().splitlines()
-    store.path.write_text(lines[0] + "\n")  # the top5 row is lost
+    (batch,) = batch_files(tmp_path)
+    edit_batch(batch, lambda b: b["rows"].pop())  # the top5 row is lost
     assert store.done_keys() == set()
     assert store.append(two) == 2
+    store.refresh_view()
     assert [json.loads(x)["metric"] for x in store.path.read_text().splitlines()] == ["top1", "top5"]

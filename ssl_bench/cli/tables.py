@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ssl_bench.errors import UserError
+from ssl_bench.jsonl import write_text_atomic
 
 
 def _fields(values: list[str] | None) -> list[str] | None:
@@ -42,7 +43,7 @@ def _write(text: str, output: str | None) -> None:
     if not path.parent.is_dir():
         raise UserError(f"--output {output}: folder {path.parent} does not exist; allowed: a file in an existing "
                         "folder")
-    path.write_text(text)
+    write_text_atomic(path, text)
     print(f"wrote {path}")
 
 

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import csv
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from ssl_bench.jsonl import dumps, read_jsonl
+from ssl_bench.jsonl import atomic_writer, dumps, read_jsonl
 
 
 class MetricsLog:
@@ -35,8 +34,7 @@ class MetricsLog:
         self._write_all(self.rows() + [row])
 
     def _write_all(self, rows: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_writer(self.path, binary=False) as f:  # temporary + rename: never through a link
             if self.fmt == "jsonl":
                 f.writelines(dumps(r) + "\n" for r in rows)  # strict JSON: no NaN tokens
             elif rows:
@@ -44,7 +42,6 @@ class MetricsLog:
                 w = csv.DictWriter(f, fieldnames=keys)
                 w.writeheader()
                 w.writerows(rows)
-        os.replace(tmp, self.path)
 
 
 def _num(v: str) -> Any:

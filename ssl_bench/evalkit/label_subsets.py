@@ -20,6 +20,7 @@ from ssl_bench.data.bundle import VAL_HOLDOUT
 from ssl_bench.data.splits import stratum_of
 from ssl_bench.data.types import DatasetBundle, ImageSet
 from ssl_bench.errors import UserError
+from ssl_bench.jsonl import write_text_atomic
 
 
 def check_fraction(value: object, field: str) -> float:
@@ -150,7 +151,5 @@ def save_subset(out_dir: str | os.PathLike, stem: str, indices: torch.Tensor, pa
     else:
         lines = [str(i) for i in idx]
     target = folder / f"{stem}.txt"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text("".join(f"# {h}\n" for h in header.splitlines()) + "\n".join(lines) + "\n")
-    os.replace(tmp, target)
+    write_text_atomic(target, "".join(f"# {h}\n" for h in header.splitlines()) + "\n".join(lines) + "\n")
     return target

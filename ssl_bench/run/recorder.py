@@ -1,7 +1,7 @@
 """Turn an evaluation's rows into result records (with the run's shared fields) and append them to the ledger."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ssl_bench import distributed as dist
 from ssl_bench.config.budget import kind_value
@@ -18,8 +18,9 @@ class RunRecorder:
     time, collapse score). A row is marked `collapsed` only when it measured the frozen encoder: rows that
     fine-tune a copy or train from scratch say so with `uses_frozen_encoder: False` (kept in `extra`)."""
 
-    def __init__(self, spec: RunSpec, store: ResultsStore, suite_name: str):
-        self.spec, self.store = spec, store
+    def __init__(self, spec: RunSpec, store: ResultsStore, suite_name: str,
+                 guard: Callable[[], None] | None = None):
+        self.spec, self.store, self.guard = spec, store, guard  # guard: raises once the run's claim is lost
         self.extra: dict[str, Any] = {}
         self.collapsed = False
         self.base = {"suite": suite_name, "run_id": spec.run_id, "config_hash": spec.config_hash,
@@ -44,7 +45,7 @@ class RunRecorder:
             say(f"  {self.spec.method.name:<12} {rec['protocol']:<18} {rec['eval_dataset']:<14} "
                 f"{rec['metric'] or '':<15} {value:>7}  {rec['status']}")
         if dist.is_main():
-            self.store.append(recs)
+            self.store.append(recs, guard=self.guard)
 
     def fail_all(self, todo: list[tuple[EvalSpec, str]], msg: str) -> None:
         for e, key in todo:

@@ -34,7 +34,9 @@ from ssl_bench.evalkit.features import collapse_score, feature_cache, freeze
 from ssl_bench.method import Method
 from ssl_bench.metrics import collect_evidence
 from ssl_bench.registry import METHODS
+from ssl_bench.run.guard import epoch_hook, step_hook
 from ssl_bench.run.ledger import ResultsStore
+from ssl_bench.run.locks import Claim
 from ssl_bench.config.run_spec import RunSpec, eval_key
 from ssl_bench.jsonl import write_text_atomic
 from ssl_bench.run.recorder import RunRecorder, say
@@ -55,6 +57,7 @@ class RunEnv:
     amp_dtype: torch.dtype | None
     resume: bool
     progress: bool = True
+    claim: Claim | None = None  # the run's claim while a worker executes it (guard.py)
 
 
 @dataclass
@@ -99,7 +102,7 @@ def execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     if dist.is_main():  # this process holds the run: what a crashed writer left is garbage
         checkpoint.clean_run_tmp(run_dir)
-    recorder = RunRecorder(spec, env.store, env.suite.name)
+    recorder = RunRecorder(spec, env.store, env.suite.name, env.claim.check if env.claim else None)
     say(f"[run] {spec.run_id}")
     try:
         bundle = _get_dataset(env, spec.dataset.name, spec.dataset.params)
@@ -193,7 +196,8 @@ def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
     flops = flops_per_image(method, bundle.pretrain_images, augment, env.device) if dist.is_main() else None
     knn, online = training_monitors(p, model, bundle, built.image_size, env.device, spec.seed, plan.epochs)
     stats = pretrain(model, bundle.pretrain_images, augment, settings, run_dir, resume=env.resume,
-                     label=f"{spec.method.name}/s{spec.seed}", on_epoch_end=knn, online_head=online)
+                     label=f"{spec.method.name}/s{spec.seed}", on_epoch_end=epoch_hook(knn, env.claim),
+                     online_head=online, on_step=step_hook(None, env.claim))
     stats.update(flops_per_image=flops, **plan.stats())
     built.train_state = {"online_linear": online.state_dict()} if online is not None else {}
     dist.broadcast_module(model)  # one model on every rank (plain-BN running stats drift apart per rank)

@@ -11,6 +11,7 @@ import torch
 
 from ssl_bench.weights.load import read_checkpoint, sha256
 from ssl_bench.errors import UserError
+from ssl_bench.jsonl import atomic_writer, write_text_atomic
 from ssl_bench.run.ledger import ResultsStore, now
 
 EXPORT_FORMATS = ("timm", "torchvision")
@@ -31,7 +32,7 @@ def encoder_state(run_dir: Path) -> dict[str, torch.Tensor]:
 def model_card(run_dir: Path, fmt: str, output: Path) -> dict[str, Any]:
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
     config = info.get("config", {})
-    rows = [r for r in ResultsStore(run_dir.parent.parent).load() if r.get("run_id") == run_dir.name]
+    rows = ResultsStore(run_dir.parent.parent).run_rows(run_dir.name)
     name = config.get("backbone", "?")
     kwargs = config.get("backbone_kwargs", {})
     return {
@@ -77,8 +78,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, output: str | os.PathLike) 
         raise UserError(f"--format torchvision: backbone {backbone!r} has no torchvision layout; allowed: timm "
                         "(torchvision shares key names with timm for ResNets only)")
     enc = encoder_state(run_dir)  # timm and torchvision ResNets share key names; no classifier is written
-    tmp = output.with_name(f"{output.name}.tmp{os.getpid()}")
-    torch.save(enc, tmp)
-    os.replace(tmp, output)
-    card_path.write_text(json.dumps(model_card(run_dir, fmt, output), indent=1, default=str))
+    with atomic_writer(output) as f:
+        torch.save(enc, f)
+    write_text_atomic(card_path, json.dumps(model_card(run_dir, fmt, output), indent=1, default=str))
     return output

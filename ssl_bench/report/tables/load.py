@@ -9,7 +9,7 @@ import pandas as pd
 
 from ssl_bench.errors import UserError
 from ssl_bench.jsonl import read_jsonl
-from ssl_bench.run.ledger import RESULTS_FILE, UNREADABLE_FILE
+from ssl_bench.run.ledger import RESULTS_FILE, UNREADABLE_FILE, ResultsStore
 from ssl_bench.report.tables.configs import separate_configurations
 REQUIRED = ("method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "metric", "value", "seed", "status")
 OPTIONAL = ("suite", "run_id", "label_fraction", "epochs", "error", "eval_key", "config_hash")
@@ -17,10 +17,11 @@ OPTIONAL = ("suite", "run_id", "label_fraction", "epochs", "error", "eval_key", 
 IDENTITY = ("run_id", "eval_key", "protocol", "eval_dataset", "metric", "label_fraction")
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of one results.jsonl. Unreadable lines (a torn write, a hand edit) and objects that are not
-    result records are skipped with one warning; `ssl-bench run --resume` moves them to UNREADABLE_FILE."""
-    rows, bad = read_jsonl(path)
+def read_records(path: Path, found: tuple[list, list] | None = None) -> list[dict[str, Any]]:
+    """Records of one results.jsonl (or `found`: its rows and unreadable lines, already read). Unreadable lines
+    (a torn write, a hand edit) and objects that are not result records are skipped with one warning;
+    `ssl-bench run --resume` moves them to UNREADABLE_FILE."""
+    rows, bad = read_jsonl(path) if found is None else found
     records = [r for r in rows if all(k in r for k in REQUIRED)]
     if bad or len(records) < len(rows):
         where = ", ".join(str(n) for n, _ in bad[:5]) or "-"
@@ -44,9 +45,10 @@ def load_results(dirs: list[str]) -> pd.DataFrame:
         if not folder.is_dir():
             raise UserError(f"result folder {d}: not found; allowed: a folder written by `ssl-bench run`")
         path = folder / RESULTS_FILE
-        if not path.is_file():
+        found = ResultsStore(folder).read_view()  # the view, rebuilt first from the batch files when stale
+        if not path.is_file() and not any(found):
             raise UserError(f"{path}: not found; allowed: a result folder written by `ssl-bench run`")
-        records += [{**r, "out_dir": str(folder)} for r in read_records(path)]
+        records += [{**r, "out_dir": str(folder)} for r in read_records(path, found)]
     if not records:
         raise UserError(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
     records = [r for r in records if r.get("status") != "skipped"]  # a protocol that does not apply to the run
