@@ -33,6 +33,20 @@ def tiny_suite(tmp_path):
     return make
 
 
+@pytest.fixture(scope="session")
+def finished_tiny(tmp_path_factory):
+    """(suite file, output folder) of a finished 2-epoch tiny suite (random and BYOL, kNN and linear), shared by
+    the ledger and output-folder tests; they copy the folder before changing it."""
+    from ssl_bench.cli.main import main
+
+    base = tmp_path_factory.mktemp("finished")
+    suite = base / "tiny.yaml"
+    suite.write_text(TINY_SUITE.format(epochs=2).replace("table: true", "table: false"))
+    out = base / "out"
+    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
+    return suite, out
+
+
 def results_rows(out) -> list[dict]:
     """Every row of OUT/results.jsonl, parsed strictly (no NaN/Infinity tokens)."""
     import json

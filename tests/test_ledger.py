@@ -17,15 +17,9 @@ from ssl_bench.run.ledger import UNREADABLE_FILE, ResultsStore
 pytestmark = pytest.mark.slow  # every test here trains or runs a suite (quick loop: -m "not slow")
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> tuple[Path, Path]:
-    """(suite file, output folder of a finished 2-epoch tiny suite); tests copy the folder before changing it."""
-    base = tmp_path_factory.mktemp("ledger")
-    suite = base / "tiny.yaml"
-    suite.write_text(TINY_SUITE.format(epochs=2).replace("table: true", "table: false"))
-    out = base / "out"
-    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
-    return suite, out
+@pytest.fixture
+def finished(finished_tiny) -> tuple[Path, Path]:
+    return finished_tiny
 
 
 def _copy(finished, tmp_path) -> tuple[str, Path]:
@@ -208,3 +202,70 @@ def test_store_writes_a_key_once_and_replaces_incomplete_batches(tmp_path):
     assert store.append(two) == 2
     store.refresh_view()
     assert [json.loads(x)["metric"] for x in store.path.read_text().splitlines()] == ["top1", "top5"]
+
+
+# --- a batch is done only when each of its rows is valid (issue 26 item 6) -------------------------------------
+
+@pytest.mark.parametrize("tamper,why", [
+    (lambda row: row.pop("value"), "a row without value"),
+    (lambda row: row.update(value="NaN"), "top1 value 'NaN'"),
+    (lambda row: row.update(protocol="knn_v2"), "protocol 'knn_v2' (evaluation declares knn)"),
+], ids=["no value", "NaN string", "unknown protocol"])
+def test_a_tampered_row_makes_its_batch_incomplete_and_resume_recomputes_it(finished, tmp_path, capsys, tamper, why):
+    suite, out = _copy(finished, tmp_path)
+    rows = _rows(out)
+    path = _batch_of(out, "byol", "knn")
+    edit_batch(path, lambda b: tamper(b["rows"][0]))
+    assert main(["status", str(out)]) == 0
+    assert "1 done, 0 running, 0 failed, 1 pending" in capsys.readouterr().out
+    assert main(["run", suite, "--out", str(out), "--resume", "--quiet"]) == 0
+    assert f"warning: {path}: invalid batch ({why}) moved to" in capsys.readouterr().err
+    after = _rows(out)
+    assert Counter(map(_key, after)) == Counter(map(_key, rows))
+    again = {_key(r): r["value"] for r in after}
+    assert all(again[_key(r)] == pytest.approx(r["value"], abs=1e-9) for r in rows)
+
+
+# --- a rebuild of results.jsonl paused past the lock's staleness (issue 26 item 4) -------------------------------
+
+def test_a_paused_rebuild_whose_lock_was_broken_never_publishes_its_snapshot(tmp_path, monkeypatch, capsys):
+    import ssl_bench.run.view as view
+    from ssl_bench.run.batches import batch_path, write_batch
+
+    def land(key: str) -> None:  # a batch written by the worker holding run r (no view rebuild)
+        write_batch(batch_path(tmp_path, "r", key), "r", key, key, [{**ROW, "eval_key": key, "batch": key,
+                                                                      "batch_rows": 1}])
+
+    a, b = ResultsStore(tmp_path), ResultsStore(tmp_path)
+    a.append([{**ROW, "eval_key": "k1"}])
+    land("k2")
+    real = view._write_rows
+
+    def paused(f, entries):  # A has its snapshot (k1, k2) when it stops; meanwhile its lock is broken as stale
+        n = real(f, entries)
+        monkeypatch.setattr(view, "_write_rows", real)
+        lock = tmp_path / "results.jsonl.lock"
+        lock.rename(lock.with_name(lock.name + ".stale-test"))  # what another worker's FileLock does
+        land("k3")
+        b.refresh_view()  # and publishes k1, k2, k3
+        return n
+
+    monkeypatch.setattr(view, "_write_rows", paused)
+    a.refresh_view()
+    assert "not rebuilt (the lock was taken over while this process was paused)" in capsys.readouterr().err
+    assert sorted(r["eval_key"] for r in _rows(tmp_path)) == ["k1", "k2", "k3"]  # B's newer view stands
+    assert {k for _, k in a.done_keys()} == {"k1", "k2", "k3"}  # and the batches, the truth, never were at risk
+
+
+def test_an_ok_row_a_batch_could_not_hold_is_recorded_as_failed(tmp_path):
+    """A plugin returning an undeclared protocol or a value that is not a number: a failed row naming why,
+    not a batch that would be judged invalid (and silently recomputed) on every --resume."""
+    store = ResultsStore(tmp_path)
+    key = "knn:4a1a739c"
+    store.append([{**ROW, "eval_key": key, "protocol": "knn_v2"}, {**ROW, "eval_key": key, "protocol": "knn",
+                                                                   "metric": "top5", "value": "87.5"}])
+    rows = _rows(tmp_path)
+    assert [(r["status"], r["value"]) for r in rows] == [("failed", None), ("failed", None)]
+    assert rows[0]["error"] == "not a valid result row: protocol 'knn_v2' (evaluation declares knn)"
+    assert rows[1]["error"] == "not a valid result row: top5 value '87.5'"
+    assert store.verdict("r", key) == "failed"  # retried by --resume, and shown as failed meanwhile

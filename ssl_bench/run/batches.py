@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ssl_bench.jsonl import dumps, write_text_atomic
+from ssl_bench.jsonl import dumps, own_folder, write_text_atomic
 
 FORMAT = "ssl-bench-batch/1"
 RESULTS_DIR = "results"
@@ -138,7 +138,7 @@ def read_any(path: Path) -> tuple[str, list[dict[str, Any]], str, str]:
 
 def write_batch(path: Path, run_id: str, eval_key: str, batch: str, rows: list[dict[str, Any]]) -> None:
     """Write the batch whole (fsynced temporary, then rename): a kill leaves the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    own_folder(path.parent)  # a link planted as runs/<run>/results is replaced, never written through
     body = ",\n".join(dumps(r) for r in rows)
     head = json.dumps({"format": FORMAT, "run_id": run_id, "eval_key": eval_key, "batch": batch})[:-1]
     write_text_atomic(path, f'{head}, "rows": [\n{body}\n]}}\n', fsync=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_bench.errors import UserError
-from ssl_bench.jsonl import open_new
+from ssl_bench.jsonl import open_new, own_folder
 from ssl_bench.run.signals import forward
 
 @dataclass
@@ -67,8 +67,7 @@ def worker_envs(plan: LaunchPlan) -> list[dict[str, str]]:
 def launch_local(plan: LaunchPlan) -> int:
     """Run the workers here and wait for them; the worst exit code of the workers (0 when all are 0). SIGTERM
     or Ctrl-C here reaches every worker (signals.forward), which releases its claim and stops."""
-    logs = plan.out / "logs"
-    logs.mkdir(exist_ok=True)
+    logs = own_folder(plan.out / "logs")
     procs, files = [], []
     try:
         for i, env in enumerate(worker_envs(plan)):

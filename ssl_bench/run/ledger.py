@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterable
 
 from ssl_bench.jsonl import read_jsonl
 from ssl_bench.run import legacy
-from ssl_bench.run.batches import RESULTS_DIR, batch_path, read_any, read_batch, write_batch
+from ssl_bench.run.batches import (RESULTS_DIR, ROW_FIELDS, batch_path, declared_protocols, read_any, read_batch,
+                                   row_problem, write_batch)
 from ssl_bench.run.locks import FileLock, claim_timeout_s, is_stale, read_holder
 from ssl_bench.run.view import LOCK_FILE, RESULTS_FILE, RESULTS_STATE, View, ViewBusy, batch_entries
 
@@ -125,9 +126,11 @@ class ResultsStore:
         no longer owns the run. Returns the number of rows written."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in records:
-            groups.setdefault(_key(r), []).append(_strict(r))
+            groups.setdefault(_key(r), []).append(r)
         written = 0
         for (run_id, key), group in groups.items():
+            declared = declared_protocols(key)
+            group = [_strict(r, run_id, key, declared) for r in group]
             path = batch_path(self.dir, run_id, key)
             if read_batch(path, run_id, key)[0] == "done":
                 continue
@@ -195,9 +198,14 @@ class ResultsStore:
                   file=sys.stderr, flush=True)
 
 
-def _strict(rec: dict[str, Any]) -> dict[str, Any]:
-    """A row whose metric value is NaN/inf is not a measurement: record it as failed, never as a number."""
+def _strict(rec: dict[str, Any], run_id: str, key: str, declared: tuple[str, ...] | None) -> dict[str, Any]:
+    """A row whose metric value is NaN/inf is not a measurement: record it as failed, never as a number. So is
+    an ok row that a batch could not hold (a value that is not a number, a protocol its evaluation does not
+    declare): written as it is, the batch would be judged invalid and recomputed on every --resume."""
     v = rec.get("value")
     if isinstance(v, float) and not math.isfinite(v) and rec.get("status") == "ok":
         return {**rec, "value": None, "status": "failed", "error": f"metric value was {v}"}
+    problem = row_problem(rec, run_id, key, declared) if rec.get("status") in ("ok", "collapsed") else None
+    if problem is not None and all(k in rec for k in ROW_FIELDS):
+        return {**rec, "value": None, "status": "failed", "error": f"not a valid result row: {problem}"}
     return rec
