@@ -14,7 +14,7 @@ writes them, plus the matrix.json `status` reads. Then, on that folder:
   under the lock), re-enacted on the same rows for comparison (--before-appends of them).
 
     python benchmarks/ledger.py                 # 1k, 10k, 100k rows
-    python benchmarks/ledger.py --quick         # 200 and 2k rows, a few appends (the smoke test runs this)
+    python benchmarks/ledger.py --quick         # 100 and 300 rows, a few appends (the smoke test runs this)
 """
 from __future__ import annotations
 
@@ -31,11 +31,12 @@ import time
 from pathlib import Path
 
 from ssl_bench.jsonl import dumps, read_jsonl
+from ssl_bench.registry import load_plugins
 from ssl_bench.run.batches import FORMAT, batch_path
 from ssl_bench.run.ledger import ResultsStore
 from ssl_bench.run.legacy import LEDGER_VERSION, MARKER, last_batches
 
-EVALS = [("knn", "4a1a739c"), ("linear", "c9481ac1"), ("knn", "0f0f0f0f"), ("linear", "1e1e1e1e")]
+EVALS = [("knn", "4a1a739c"), ("linear", "c9481ac1"), ("linear_sgd", "0f0f0f0f"), ("online_linear", "1e1e1e1e")]
 METHODS = [f"method{i:02d}" for i in range(25)]
 BACKBONES = [f"r18-w{i}" for i in range(5)]
 
@@ -133,8 +134,8 @@ def time_before_append(out: Path, n: int) -> float:
     return sum(took) / len(took)
 
 
-def run_cli(*args: str) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in MB, exit code) of `ssl-bench ARGS` in its own process."""
+def run_cli(*args: str) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS in MB, exit code) of `ssl-bench ARGS` in its own process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "ssl_bench", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -144,7 +145,7 @@ def run_cli(*args: str) -> tuple[float, float, int]:
     if proc.returncode:
         print(proc.stderr.read().decode()[-2000:], file=sys.stderr)
     proc.stderr.close()
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
 
 
 def measure(size: int, root: Path, appends: int, checks: int, before: int) -> dict:
@@ -168,10 +169,10 @@ def measure(size: int, root: Path, appends: int, checks: int, before: int) -> di
 
 def render(results: list[dict]) -> str:
     head = ("| rows (batch files) | append, ms per batch | done-check, ms per batch | before: append rewriting the "
-            "file, ms | status, s (MB) | table, s (MB) | table --ci, s (MB) | view rebuild, s |")
+            "file, ms | status, s wall / s CPU (MB) | table | table --ci | view rebuild, s |")
     lines = [head, "|" + "---|" * 8]
     for r in results:
-        cli = [f"{w:.1f} ({m:.0f})" + ("" if c == 0 else f" exit {c}") for w, m, c in
+        cli = [f"{w:.1f} / {u:.1f} ({m:.0f})" + ("" if c == 0 else f" exit {c}") for w, u, m, c in
                (r["status"], r["table"], r["table_ci"])]
         before = f"{r['before_ms']:.0f}" if r["before_ms"] is not None else "-"
         lines.append(f"| {r['rows']:,} ({r['batches']:,}) | {r['append_ms']:.2f} | {r['done_ms']:.3f} | {before} | "
@@ -189,16 +190,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--appends", type=int, default=50, help="batch appends timed per size")
     p.add_argument("--checks", type=int, default=200, help="done-checks (of one run each) timed per size")
     p.add_argument("--before-appends", type=int, default=3, help="appends of the previous ledger timed per size")
-    p.add_argument("--quick", action="store_true", help="200 and 2,000 rows, a few of each: a smoke run")
+    p.add_argument("--quick", action="store_true", help="100 and 300 rows, a few of each: a smoke run")
     p.add_argument("--dir", help="where to build the folders (default: a temporary folder)")
     args = p.parse_args(argv)
     if args.quick:
-        args.sizes, args.appends, args.checks, args.before_appends = [200, 2000], 5, 20, 1
+        args.sizes, args.appends, args.checks, args.before_appends = [100, 300], 3, 5, 1
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    load_plugins()  # judging a batch looks up its evaluation's protocols: import the plugins before any clock
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         results = []
         for size in args.sizes:

@@ -40,6 +40,7 @@ def load_results(dirs: list[str]) -> pd.DataFrame:
     if not dirs:
         raise UserError("result folders: none given; allowed: one or more folders holding results.jsonl")
     records: list[dict[str, Any]] = []
+    out_dirs: list[str] = []
     for d in dirs:
         folder = Path(d)
         if not folder.is_dir():
@@ -48,13 +49,17 @@ def load_results(dirs: list[str]) -> pd.DataFrame:
         found = ResultsStore(folder).read_view()  # the view, rebuilt first from the batch files when stale
         if not path.is_file() and not any(found):
             raise UserError(f"{path}: not found; allowed: a result folder written by `ssl-bench run`")
-        records += [{**r, "out_dir": str(folder)} for r in read_records(path, found)]
+        mine = read_records(path, found)
+        records += mine
+        out_dirs += [str(folder)] * len(mine)  # a column, not a copy of every record
     if not records:
         raise UserError(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
-    records = [r for r in records if r.get("status") != "skipped"]  # a protocol that does not apply to the run
+    applies = [r.get("status") != "skipped" for r in records]  # a protocol that does not apply to the run
+    records = [r for r, keep in zip(records, applies) if keep]
+    out_dirs = [d for d, keep in zip(out_dirs, applies) if keep]
     if not records:
         raise UserError(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
-    df = pd.DataFrame.from_records(records)
+    df = pd.DataFrame.from_records(records).assign(out_dir=out_dirs)
     for col in OPTIONAL:
         if col not in df:
             df[col] = None
