@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ssl_bench.jsonl import dumps, own_folder, write_text_atomic
+from ssl_bench.jsonl import dumps, one_line, own_folder, write_text_atomic
 
 FORMAT = "ssl-bench-batch/1"
 RESULTS_DIR = "results"
@@ -69,7 +69,7 @@ def row_problem(row: Any, run_id: str, eval_key: str, declared: tuple[str, ...] 
     if row["status"] in ("ok", "collapsed"):
         v = row["value"]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return f"{row['metric']} value {str(v)[:40]!r}"
+            return f"{one_line(row['metric'], 40)} value {str(v)[:40]!r}"
         if not isinstance(row["metric"], str) or not row["metric"]:
             return f"metric {str(row['metric'])[:40]!r}"
         if declared is not None and row["protocol"] not in declared:
