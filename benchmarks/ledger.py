@@ -7,9 +7,11 @@ over 25 methods x 5 backbones x as many seeds as the size needs, written as batc
 writes them, plus the matrix.json `status` reads. Then, on that folder:
 - append: `ResultsStore.append` of one new 2-row batch (a new evaluation of a new run), mean over --appends;
 - done-check: `ResultsStore.done` of one run's 4 evaluations (what a worker asks before claiming), per batch;
-- status: `ssl-bench status` in a subprocess (wall time, peak RSS);
-- table: `ssl-bench table OUT` and `ssl-bench table OUT --ci` in subprocesses (wall, peak RSS); the first one
-  finds the view stale (the appends landed) and rebuilds results.jsonl, the second reads it as it is;
+- status: `ssl-bench status` in a subprocess (wall, CPU, peak RSS): it reads every batch of the matrix;
+- view: the first build of results.jsonl from every batch, and its refresh after the appends landed (what the
+  end of a worker's pass does);
+- table: `ssl-bench table OUT` and `ssl-bench table OUT --ci` in subprocesses (wall, CPU, peak RSS), on the
+  fresh view;
 - before: the previous ledger's append (read every line, judge batches, rewrite and fsync the whole file
   under the lock), re-enacted on the same rows for comparison (--before-appends of them).
 
@@ -134,18 +136,28 @@ def time_before_append(out: Path, n: int) -> float:
     return sum(took) / len(took)
 
 
+# The child reports its own peak RSS (VmHWM of its memory after exec): the rusage of a child counts the parent's
+# pages it shared until exec, so `wait4` would report this (large) process's peak instead.
+CHILD = ("import atexit, sys\n"
+         "atexit.register(lambda: sys.stderr.write('VmHWM ' + open('/proc/self/status').read()"
+         ".split('VmHWM:')[1].split()[0] + '\\n'))\n"
+         "from ssl_bench.cli.main import main\n"
+         "sys.exit(main(sys.argv[1:]))\n")
+
+
 def run_cli(*args: str) -> tuple[float, float, float, int]:
     """(wall seconds, CPU seconds, peak RSS in MB, exit code) of `ssl-bench ARGS` in its own process."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "ssl_bench", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.read().decode()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        print(proc.stderr.read().decode()[-2000:], file=sys.stderr)
     proc.stderr.close()
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        print(err[-2000:], file=sys.stderr)
+    peaks = [int(line.split()[1]) for line in err.splitlines() if line.startswith("VmHWM ")]
+    return wall, usage.ru_utime + usage.ru_stime, (peaks[-1] / 1024 if peaks else float("nan")), code
 
 
 def measure(size: int, root: Path, appends: int, checks: int, before: int) -> dict:
@@ -160,6 +172,9 @@ def measure(size: int, root: Path, appends: int, checks: int, before: int) -> di
            "rebuild_s": rebuild, "done_ms": 1e3 * time_done_checks(out, info["runs"], checks)}
     res["before_ms"] = 1e3 * time_before_append(out, before) if before else None
     res["append_ms"] = 1e3 * time_appends(out, appends)
+    t0 = time.perf_counter()
+    ResultsStore(out).refresh_view()  # what the end of a worker's pass does after its last landing
+    res["refresh_s"] = time.perf_counter() - t0
     res["status"] = run_cli("status", str(out))
     res["table"] = run_cli("table", str(out))
     res["table_ci"] = run_cli("table", str(out), "--ci")
@@ -169,14 +184,15 @@ def measure(size: int, root: Path, appends: int, checks: int, before: int) -> di
 
 def render(results: list[dict]) -> str:
     head = ("| rows (batch files) | append, ms per batch | done-check, ms per batch | before: append rewriting the "
-            "file, ms | status, s wall / s CPU (MB) | table | table --ci | view rebuild, s |")
+            "file, ms | `status`: s wall / s CPU (peak MB) | `table` | `table --ci` | view: first build / refresh "
+            "after the appends, s |")
     lines = [head, "|" + "---|" * 8]
     for r in results:
         cli = [f"{w:.1f} / {u:.1f} ({m:.0f})" + ("" if c == 0 else f" exit {c}") for w, u, m, c in
                (r["status"], r["table"], r["table_ci"])]
         before = f"{r['before_ms']:.0f}" if r["before_ms"] is not None else "-"
         lines.append(f"| {r['rows']:,} ({r['batches']:,}) | {r['append_ms']:.2f} | {r['done_ms']:.3f} | {before} | "
-                     f"{' | '.join(cli)} | {r['rebuild_s']:.1f} |")
+                     f"{' | '.join(cli)} | {r['rebuild_s']:.1f} / {r['refresh_s']:.1f} |")
     first, last = results[0], results[-1]
     lines.append(f"\nrows of {first['row_bytes']:.0f} bytes on average; {first['rows']:,} -> {last['rows']:,} rows: "
                  f"append x{last['append_ms'] / first['append_ms']:.2f}, done-check "
