@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 
 # A full, read-only or unwritable disk: nothing more can be recorded, so these stop a run (cli: one line, exit 2).
-DISK_ERRNOS = frozenset({errno.EACCES, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+DISK_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})  # EPERM: chattr +i
 
 
 class UserError(Exception):

@@ -33,6 +33,20 @@ def tiny_suite(tmp_path):
     return make
 
 
+@pytest.fixture(scope="session")
+def finished_tiny(tmp_path_factory):
+    """(suite file, output folder) of a finished 2-epoch tiny suite (random and BYOL, kNN and linear), shared by
+    the ledger and output-folder tests; they copy the folder before changing it."""
+    from ssl_bench.cli.main import main
+
+    base = tmp_path_factory.mktemp("finished")
+    suite = base / "tiny.yaml"
+    suite.write_text(TINY_SUITE.format(epochs=2).replace("table: true", "table: false"))
+    out = base / "out"
+    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
+    return suite, out
+
+
 def results_rows(out) -> list[dict]:
     """Every row of OUT/results.jsonl, parsed strictly (no NaN/Infinity tokens)."""
     import json
@@ -55,3 +69,20 @@ def metrics_rows(run_dir) -> list[dict]:
 def row_key(r: dict) -> tuple:
     """What one row measures: (run, evaluation config, protocol, dataset, metric)."""
     return r["run_id"], r["eval_key"], r["protocol"], r["eval_dataset"], r["metric"]
+
+
+def batch_files(out) -> list:
+    """Every batch file of OUT (runs/<run>/results/<evaluation>.json), in path order."""
+    from pathlib import Path
+
+    return sorted(Path(out).glob("runs/*/results/*.json"))
+
+
+def edit_batch(path, change) -> None:
+    """Rewrite a batch file with `change(data)` applied to its parsed JSON (a tampered or damaged batch)."""
+    import json
+    from pathlib import Path
+
+    data = json.loads(Path(path).read_text())
+    change(data)
+    Path(path).write_text(json.dumps(data))

@@ -1,4 +1,5 @@
-"""Concurrent workers on one output folder: exclusive run claims, stale-claim takeover, serialized appends."""
+"""Concurrent workers on one output folder: exclusive run claims, stale-claim takeover, batch writes that lose
+and duplicate nothing, and a compiled results.jsonl that ends up holding every row."""
 from __future__ import annotations
 
 import json
@@ -19,9 +20,11 @@ from ssl_bench.run.ledger import ResultsStore
 
 def _append_many(folder: str, worker: int, n: int) -> None:
     store = ResultsStore(folder)
+    base = {"method": "m", "backbone": "b", "pretrain_dataset": "d", "seed": 0, "protocol": "p", "eval_dataset": "d"}
     for i in range(n):
-        store.append([{"run_id": f"w{worker}", "eval_key": f"e{i}", "metric": m, "value": float(i), "status": "ok"}
-                      for m in ("top1", "top5")])
+        store.append([{**base, "run_id": f"w{worker}", "eval_key": f"e{i}", "metric": m, "value": float(i),
+                       "status": "ok"} for m in ("top1", "top5")])
+    store.refresh_view()  # as a worker does at the end of its pass
 
 
 @pytest.mark.slow

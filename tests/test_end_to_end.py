@@ -34,11 +34,14 @@ def test_tiny_suite_end_to_end(tiny_suite, tmp_path, capsys):
     assert [m["epoch"] for m in metrics] == [0, 1]
     assert (byol_dir / "final.pt").exists() and (out / "suite.yaml").exists()
     assert "byol" in printed and "random" in printed  # the table printed at the end
-    # the same out dir again without --resume is a user error; with --resume nothing is redone
-    assert main(["run", tiny_suite(2), "--out", str(out), "--quiet"]) == 2
+    # the same command again continues the folder: nothing is redone (and the same with --resume)
+    assert main(["run", tiny_suite(2), "--out", str(out), "--quiet"]) == 0
     assert main(["run", tiny_suite(2), "--out", str(out), "--quiet", "--resume"]) == 0
     assert len(_records(out)) == len(recs)
     assert "[skip]" in capsys.readouterr().out
+    # another version of the suite file without --resume is still a user error
+    assert main(["run", tiny_suite(3), "--out", str(out), "--quiet"]) == 2
+    assert "folder already holds results; allowed: --resume" in capsys.readouterr().err
 
 
 @pytest.mark.slow

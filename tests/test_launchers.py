@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from conftest import TINY_SUITE, results_rows, row_key
 from ssl_bench.cli.main import main
+from ssl_bench.run.ledger import ResultsStore
 from ssl_bench.run.status import eta_seconds, folder_status
 
 FOUR_RUNS = TINY_SUITE.replace("seeds: [0]", "seeds: [0, 1]").replace("table: true", "table: false")
@@ -51,10 +54,11 @@ def test_status_of_a_half_finished_folder(tmp_path, capsys):
     assert main(["run", suite, "--out", str(out), "--quiet"]) == 0
     rows = results_rows(out)
     byol = sorted({r["run_id"] for r in rows if r["method"] == "byol"})
-    keep = [r for r in rows if r["run_id"] not in byol]  # byol s0 "running" elsewhere, byol s1 pending
-    keep.append({**next(r for r in rows if r["run_id"] == byol[0]), "status": "failed", "error": "boom: disk",
-                 "batch_rows": 1, "batch": "x", "metric": None, "value": None})
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+    for run in byol:  # byol s0 "running" elsewhere, byol s1 pending: their rows are gone
+        shutil.rmtree(out / "runs" / run / "results")
+    failed = {**next(r for r in rows if r["run_id"] == byol[0]), "status": "failed", "error": "boom: disk",
+              "metric": None, "value": None}
+    ResultsStore(out).append([failed])  # ... and its first evaluation failed
     (out / "claims").mkdir(exist_ok=True)
     (out / "claims" / f"{byol[0]}.json").write_text(json.dumps(
         {"host": "node7", "pid": 4242, "token": "t", "started": time.time() - 60, "heartbeat": time.time()}))
@@ -95,11 +99,31 @@ def test_a_dead_workers_claim_expires_and_another_worker_finishes_its_run(tmp_pa
     first.send_signal(signal.SIGKILL)
     first.wait()
     held = json.loads(claim.read_text())  # as if it had died on another node: only the timeout can free it
-    claim.write_text(json.dumps({**held, "host": "other-node", "heartbeat": time.time()}))
-    second = subprocess.run(cmd, env=_env(SSL_BENCH_CLAIM_TIMEOUT_S="20", SSL_BENCH_POLL_S="0.5"),
-                            capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "[wait] 1 run(s) held by other workers" in second.stdout
+    # that node's worker keeps its heartbeat until the second worker waits for it (however slow the second's start
+    # on a loaded machine), then stops: the claim expires 10 s later
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            claim.write_text(json.dumps({**held, "host": "other-node", "heartbeat": time.time()}))
+            if stop.wait(0.5):
+                return
+
+    beating = threading.Thread(target=beat, daemon=True)
+    beating.start()
+    second = subprocess.Popen(cmd, env=_env(SSL_BENCH_CLAIM_TIMEOUT_S="10", SSL_BENCH_POLL_S="0.5"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in second.stdout:
+        seen.append(line)
+        if line.startswith("[wait] "):
+            break
+    stop.set()
+    beating.join()
+    rest, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err[-2000:]
+    assert "[wait] 1 run(s) held by other workers" in "".join(seen + [rest])
+    second = subprocess.CompletedProcess(cmd, 0, "".join(seen + [rest]), err)
     assert f"took over {claim.stem} from other-node:{held['pid']} (no heartbeat" in second.stderr
     epochs = [json.loads(x)["epoch"] for x in (out / "runs" / claim.stem / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [0, 1]  # continued from the dead worker's checkpoint: each epoch logged once

@@ -4,13 +4,14 @@ tiny data (digits at 8 px, a narrow resnet18, one BYOL epoch)."""
 import errno
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from ssl_bench.cli import main
+from ssl_bench.cli.main import main
 from ssl_bench.cli.console import disk_error_line
 from ssl_bench.engine import checkpoint
 from ssl_bench.errors import UserError
@@ -66,7 +67,9 @@ def values(out: Path) -> dict[tuple, float]:
 
 
 def drop_rows(out: Path) -> None:
-    (out / "results.jsonl").write_text("")
+    """Lose every recorded row: the batch files, which are the ledger (results.jsonl is compiled from them)."""
+    for results in out.glob("runs/*/results"):
+        shutil.rmtree(results)
 
 
 class Evil:
@@ -227,7 +230,7 @@ def test_full_or_read_only_output_disk_is_one_line(tmp_path, monkeypatch, capsys
     real = os.replace
 
     def read_only(src, dst, *a, **k):
-        if Path(dst).name == "results.jsonl":
+        if Path(dst).parent.name == "results":  # the first result write: a batch file
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(src), None, str(dst))
         return real(src, dst, *a, **k)
 
@@ -236,7 +239,10 @@ def test_full_or_read_only_output_disk_is_one_line(tmp_path, monkeypatch, capsys
     suite = write_suite(tmp_path / "s.yaml", evaluations="[{name: knn, params: {k: 10}}]")
     assert main(["run", suite, "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: cannot write {out / 'results.jsonl'}: [Errno 30] Read-only file system (EROFS)"]
+    (run,) = [p.name for p in (out / "runs").iterdir()]
+    assert len(err) == 1 and re.fullmatch(re.escape(f"error: cannot write {out / 'runs' / run / 'results'}/") +
+                                          r"knn-[0-9a-f]{8}\.json: \[Errno 30\] Read-only file system \(EROFS\)",
+                                          err[0]), err
 
 
 def test_save_atomic_raises_a_plain_oserror_naming_the_path(tmp_path, monkeypatch):

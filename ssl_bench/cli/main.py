@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ssl_bench.run.signals import INTERRUPT_EXIT, TERM_EXIT, Terminated, sigterm_as_interrupt
+
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)  # overrides may follow options: `run s.yaml --out X a=1`
     if extra and (not hasattr(args, "overrides") or any(x.startswith("-") for x in extra)):
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
-        return int(args.func(args) or 0)
+        with sigterm_as_interrupt():  # SIGTERM unwinds like Ctrl-C: claims and locks are released
+            return int(args.func(args) or 0)
     except UserError as exc:
         complain(f"error: {exc}")
         return 2
@@ -83,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         complain(disk_error_line(exc))
         return 2
+    except Terminated:
+        complain("terminated (SIGTERM); claims and locks released; continue with --resume")
+        return TERM_EXIT
     except KeyboardInterrupt:
         complain("interrupted; continue with --resume")
-        return 130
+        return INTERRUPT_EXIT
 
 
 if __name__ == "__main__":

@@ -16,9 +16,16 @@ RUN_EPILOG = """exit codes:
        is full, read-only or not writable: one line on stderr names the field or the path and errno
   3    the suite finished but some rows failed or collapsed (one summary line; see OUT/results.jsonl and the
        table); failed rows are retried by --resume
-  130  interrupted; continue with --resume
+  130  interrupted (Ctrl-C); continue with --resume
+  143  terminated by SIGTERM (preemption, scancel, a time limit, kill): handled like Ctrl-C, the run's claim
+       and any lock are released and one line is printed; continue with --resume. `--launcher local`
+       passes SIGTERM on to its workers.
 
---resume skips recorded evaluations and continues a half-trained run from its checkpoint.pt. A checkpoint.pt
+--resume skips recorded evaluations and continues a half-trained run from its checkpoint.pt. A plain run
+(no flag) continues a folder only when ssl-bench created it for this very suite file (same sha256): running
+the same command twice reuses what is done and prints the table. A folder without ssl-bench's marker that
+holds results of an older ssl-bench is continued only with --resume --adopt. --overwrite is refused while a
+worker holds a run there (a claim with a fresh heartbeat). A checkpoint.pt
 or final.pt that does not load (truncated, garbage, or a pickle that would run code: checkpoints are read
 with weights_only) is renamed to <name>.bad with a warning, and what it held is trained again.
 Several `run --resume` processes may share one --out: each run is claimed by one of them, and each waits
@@ -40,7 +47,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out_dir(suite)
     refuse_pinned_cuda(suite.pretrain["device"])  # before init_distributed pins this rank to a GPU
     init_distributed()
-    run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    run_suite(suite, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+              adopting=args.adopt)
     dist.barrier()  # every rank judges the same, complete ledger
     if args.worker:  # a launcher's worker: the launcher prints the table and writes the report once
         return 3 if suite_problems(out) else 0
@@ -105,7 +113,7 @@ def _launch(args: argparse.Namespace, suite: Suite) -> int:
     workers = o["workers"] or (num_runs(suite) if args.launcher == "slurm" else 1)
     plan = LaunchPlan(str(Path(args.suite).resolve()), out.resolve(), workers, o["gpus_per_run"], o,
                       suite_args=suite_args(args))  # the workers run the same effective suite
-    prepare_out_dir(out, suite, args.resume, args.overwrite)  # once, here; the workers all run with --resume
+    prepare_out_dir(out, suite, args.resume, args.overwrite, args.adopt)  # once, here; workers run with --resume
     if args.launcher == "local":
         code = launch_local(plan)
     else:
@@ -133,9 +141,10 @@ def add_override_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ssl_bench.run.status import folder_status, render_status
+    from ssl_bench.run.status import folder_status, other_runs, read_matrix, render_status
 
-    print(render_status(folder_status(args.out)))
+    states = folder_status(args.out)
+    print(render_status(states, other_runs(args.out, states), str(read_matrix(Path(args.out)).get("suite"))))
     return 0
 
 
@@ -147,6 +156,8 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", help="output folder (default: output.dir or results/<suite name>)")
     r.add_argument("--resume", action="store_true", help="continue a killed or extended suite in --out")
     r.add_argument("--overwrite", action="store_true", help="delete ssl-bench's own outputs in --out first")
+    r.add_argument("--adopt", action="store_true",
+                   help="with --resume: continue a folder without ssl-bench's marker that holds its results")
     r.add_argument("--quiet", action="store_true",
                    help="no progress display (bars on a terminal, a line per epoch / phase in a log)")
     r.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by a launcher

@@ -62,8 +62,12 @@ def _write(text: str, output: str | None) -> None:
     if output is None:
         print(text, end="" if text.endswith("\n") else "\n")
         return
-    write_text_atomic(output, text)  # a rename: an existing file (or a link) is replaced, never written through
-    print(f"wrote {output}")
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise UserError(f"--output {output}: folder {path.parent} does not exist; allowed: a file in an existing "
+                        "folder")
+    write_text_atomic(path, text)  # a rename: an existing file (or a link) is replaced, never written through
+    print(f"wrote {path}")
 
 
 def cmd_table(args: argparse.Namespace) -> int:

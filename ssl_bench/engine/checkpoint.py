@@ -15,24 +15,20 @@ from typing import Any
 import torch
 
 from ssl_bench import distributed as dist
+from ssl_bench.jsonl import atomic_writer
 
 # What a crash leaves in a run folder: save_atomic's, pretrain_run's (run.json) and MetricsLog's temporaries.
-RUN_TMP_PATTERNS = ("checkpoint.pt.tmp*", "final.pt.tmp*", "run.json.tmp*", "budget.json.tmp*", "metrics.*.tmp")
+RUN_TMP_PATTERNS = ("checkpoint.pt.tmp*", "final.pt.tmp*", "run.json.tmp*", "budget.json.tmp*", "metrics.*.tmp*")
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     """Write to `<name>.tmp<pid>` in the same folder, then rename. A write error raises a plain OSError
     naming `path` (torch.save on a file name wraps it in a RuntimeError), and the temporary is removed."""
     path = Path(path)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:  # a Python file object: torch.save lets its OSError through
+        with atomic_writer(path, fsync=True) as f:  # a Python file object: torch.save lets its OSError through
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
+    except OSError as exc:  # atomic_writer removed the temporary
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from ssl_bench.jsonl import dumps, read_jsonl
+from ssl_bench.jsonl import atomic_writer, dumps, read_jsonl
 
 
 class MetricsLog:
@@ -47,8 +46,7 @@ class MetricsLog:
             raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def _write_all(self, rows: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_writer(self.path, binary=False) as f:  # temporary + rename: never through a link
             if self.fmt == "jsonl":
                 f.writelines(dumps(r) + "\n" for r in rows)  # strict JSON: no NaN tokens
             elif rows:
@@ -56,7 +54,6 @@ class MetricsLog:
                 w = csv.DictWriter(f, fieldnames=keys)
                 w.writeheader()
                 w.writerows(rows)
-        os.replace(tmp, self.path)
 
 
 def _num(v: str) -> Any:

@@ -9,7 +9,6 @@ On by default; a suite turns it off with `output: {predictions: false}`.
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ssl_bench.errors import DISK_ERRNOS
+from ssl_bench.jsonl import atomic_writer, own_folder
 from ssl_bench.metrics import Evidence
 
 PREDICTIONS_DIR = "predictions"
@@ -65,11 +65,9 @@ def save_evidence(rows: list[dict[str, Any]], calls: list[Evidence], run_dir: st
 
 def _write(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Atomically (temporary file + rename): a killed write never leaves a torn .npz under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    own_folder(path.parent)
+    with atomic_writer(path) as f:  # never through a link planted at the name
         np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
 
 
 def load_evidence(out_dir: str | Path, rel: str) -> dict[str, np.ndarray] | None:

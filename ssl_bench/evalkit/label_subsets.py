@@ -19,6 +19,7 @@ from ssl_bench.data.bundle import VAL_HOLDOUT
 from ssl_bench.data.splits import stratum_of
 from ssl_bench.data.types import DatasetBundle, ImageSet
 from ssl_bench.errors import UserError
+from ssl_bench.jsonl import own_folder, write_text_atomic
 
 
 def check_fraction(value: object, field: str) -> float:
@@ -173,15 +174,12 @@ def save_subset(out_dir: str | os.PathLike, stem: str, indices: torch.Tensor, pa
                 header: str) -> Path:
     """Write the subset beside the results (out_dir/label_subsets/<stem>.txt) in the format
     `subset_from_file` reads back: file names relative to the class folder for a folder dataset, else indices."""
-    folder = Path(out_dir) / "label_subsets"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = own_folder(Path(out_dir) / "label_subsets")  # never written through a planted link
     idx = indices.tolist()
     if paths is not None:
         lines = ["/".join(Path(paths[i]).parts[-2:]) for i in idx]
     else:
         lines = [str(i) for i in idx]
     target = folder / f"{stem}.txt"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text("".join(f"# {h}\n" for h in header.splitlines()) + "\n".join(lines) + "\n")
-    os.replace(tmp, target)
+    write_text_atomic(target, "".join(f"# {h}\n" for h in header.splitlines()) + "\n".join(lines) + "\n")
     return target

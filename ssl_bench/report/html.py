@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ssl_bench.errors import UserError
-from ssl_bench.jsonl import write_text_atomic
+from ssl_bench.jsonl import own_folder, write_bytes_atomic, write_text_atomic
 from ssl_bench.report.plots import PLOTS_DIR, make_figures, png_bytes
 
 REPORT_FILE = "report.html"
@@ -118,10 +118,9 @@ def write_report(out_dir: str, output: str | None = None) -> Path:
     if not path.parent.is_dir():
         raise UserError(f"--output {output}: folder {path.parent} does not exist; allowed: a file in an existing "
                         "folder")
-    write_text_atomic(path, page)  # a rename: a link at `path` is replaced, never written through
+    write_text_atomic(path, page)  # temporary + rename: a link at report.html is replaced, never followed
     if pngs:
-        plots = Path(out_dir) / PLOTS_DIR
-        plots.mkdir(exist_ok=True)
+        plots = own_folder(Path(out_dir) / PLOTS_DIR)
         for name, png in pngs.items():
-            (plots / f"{name}.png").write_bytes(png)
+            write_bytes_atomic(plots / f"{name}.png", png)
     return path

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ssl_bench.jsonl import own_folder, write_bytes_atomic
 from ssl_bench.report.run_logs import run_logs, series_name
 from ssl_bench.report.tables.aggregate import aggregate
 from ssl_bench.report.tables.layouts import add_target, own_metric, transfer_mask, transfer_title
@@ -170,9 +171,9 @@ def write_plots(out_dir: str | Path, df: pd.DataFrame | None = None) -> dict[str
     dest = Path(out_dir) / PLOTS_DIR
     figs = make_figures(out_dir, df)
     if figs:
-        dest.mkdir(parents=True, exist_ok=True)
+        own_folder(dest)
     paths = {}
     for name, fig in figs.items():
         paths[name] = dest / f"{name}.png"
-        paths[name].write_bytes(png_bytes(fig))
+        write_bytes_atomic(paths[name], png_bytes(fig))  # a link at the name is replaced, never followed
     return paths

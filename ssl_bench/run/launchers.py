@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ssl_bench.errors import UserError
+from ssl_bench.jsonl import open_new, own_folder
+from ssl_bench.run.signals import forward
 
 @dataclass
 class LaunchPlan:
@@ -66,20 +68,24 @@ def worker_envs(plan: LaunchPlan) -> list[dict[str, str]]:
 
 
 def launch_local(plan: LaunchPlan) -> int:
-    """Run the workers here and wait for them; the worst exit code of the workers (0 when all are 0)."""
-    logs = plan.out / "logs"
-    logs.mkdir(exist_ok=True)
-    procs = []
-    for i, env in enumerate(worker_envs(plan)):
-        log = open(logs / f"worker{i}.log", "w")
-        procs.append((subprocess.Popen(worker_command(plan, plan.gpus_per_run), env=env, stdout=log,
-                                       stderr=subprocess.STDOUT), log))
-    print(f"started {plan.workers} local worker(s); logs: {logs}/worker*.log; progress: ssl-bench status "
-          f"{plan.out}", flush=True)
-    codes = []
-    for proc, log in procs:
-        codes.append(proc.wait())
-        log.close()
+    """Run the workers here and wait for them; the worst exit code of the workers (0 when all are 0). SIGTERM
+    or Ctrl-C here reaches every worker (signals.forward), which releases its claim and stops."""
+    logs = own_folder(plan.out / "logs")
+    procs, files = [], []
+    try:
+        for i, env in enumerate(worker_envs(plan)):
+            files.append(open_new(logs / f"worker{i}.log"))  # a link planted there is replaced, not followed
+            procs.append(subprocess.Popen(worker_command(plan, plan.gpus_per_run), env=env, stdout=files[-1],
+                                          stderr=subprocess.STDOUT))
+        print(f"started {plan.workers} local worker(s); logs: {logs}/worker*.log; progress: ssl-bench status "
+              f"{plan.out}", flush=True)
+        codes = [proc.wait() for proc in procs]
+    except KeyboardInterrupt as exc:  # Terminated (SIGTERM) included
+        forward(procs, exc)
+        raise
+    finally:
+        for f in files:
+            f.close()
     bad = [c for c in codes if c not in (0, 3)]
     return (bad[0] if bad else max(codes)) if codes else 0
 

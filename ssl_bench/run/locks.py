@@ -12,6 +12,7 @@ silently local to one client. What these primitives rely on instead:
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import sys
@@ -21,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ssl_bench.jsonl import write_text_atomic
+from ssl_bench.jsonl import append_text, one_line, write_text_atomic
 
 LOCK_STALE_S = 120.0  # results appends hold the lock for well under a second; a holder this old has died
 
@@ -61,15 +62,37 @@ def read_holder(path: Path) -> dict[str, Any] | None:
         return {}
 
 
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _age(path: Path, holder: dict[str, Any]) -> float:
     """Seconds since the holder last showed life: its heartbeat, else the file's modification time."""
-    beat = holder.get("heartbeat") or holder.get("time")
-    if not isinstance(beat, (int, float)):
+    beat = holder.get("heartbeat", holder.get("time"))
+    if not _number(beat):
         try:
             beat = path.stat().st_mtime
         except FileNotFoundError:
             return 0.0
     return time.time() - float(beat)
+
+
+def bogus(holder: dict[str, Any], timeout_s: float) -> str | None:
+    """Why a holder's fields cannot be a live worker's (then it counts as stale), or None. A heartbeat that is
+    not a finite number or lies ahead of now by more than the timeout, or a start time that is not a number,
+    would otherwise make every other worker wait for it forever."""
+    for key in ("heartbeat", "time", "started"):
+        if key in holder and not _number(holder[key]):
+            return f"{key} is not a finite number"
+    beat = holder.get("heartbeat", holder.get("time"))
+    if _number(beat) and beat - time.time() > timeout_s:
+        return "heartbeat in the future"
+    return None
+
+
+def who(holder: dict[str, Any]) -> str:
+    """`host:pid` of a holder, escaped: the fields come from a file anyone may have written."""
+    return f"{one_line(holder.get('host'), 80)}:{one_line(holder.get('pid'), 20)}"
 
 
 def _dead(holder: dict[str, Any]) -> bool:
@@ -88,7 +111,7 @@ def _dead(holder: dict[str, Any]) -> bool:
 
 
 def is_stale(path: Path, holder: dict[str, Any], timeout_s: float) -> bool:
-    return _dead(holder) or _age(path, holder) > timeout_s
+    return _dead(holder) or bogus(holder, timeout_s) is not None or _age(path, holder) > timeout_s
 
 
 def _break(path: Path) -> bool:
@@ -105,26 +128,32 @@ class FileLock:
 
     def __init__(self, path: str | os.PathLike, timeout_s: float = 600.0, stale_s: float = LOCK_STALE_S):
         self.path, self.timeout_s, self.stale_s = Path(path), timeout_s, stale_s
+        self.me = _identity()
 
     def __enter__(self) -> "FileLock":
         deadline, wait = time.monotonic() + self.timeout_s, 0.01
-        while not _create_exclusive(self.path, {**_identity(), "time": time.time()}):
+        while not _create_exclusive(self.path, {**self.me, "time": time.time()}):
             holder = read_holder(self.path)
             if holder is not None and is_stale(self.path, holder, self.stale_s) and _break(self.path):
-                print(f"warning: broke a stale lock {self.path} held by {holder.get('host')}:{holder.get('pid')}",
-                      file=sys.stderr)
+                print(f"warning: broke a stale lock {self.path} held by {who(holder)}", file=sys.stderr)
                 continue
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.path}: still locked by {holder} after {self.timeout_s:.0f} s")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.path}: still locked by {who(holder or {})} after {self.timeout_s:.0f} s")
             time.sleep(wait)
             wait = min(wait * 2, 0.5)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        if self.held():  # a lock broken as stale while we were paused is another process's now
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    def held(self) -> bool:
+        """Whether the lock file is still this holder's (it may have been broken as stale and taken)."""
+        holder = read_holder(self.path)
+        return bool(holder) and holder.get("token") == self.me["token"]
 
 
 class Claim:
@@ -143,6 +172,7 @@ class Claim:
         self.heartbeat_s = heartbeat_interval_s() if heartbeat_s is None else heartbeat_s
         self.me = {**_identity(), "started": time.time()}
         self.progress: dict[str, Any] = {}
+        self.lost = threading.Event()  # set once another worker owns the run (we were paused past the timeout)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -180,18 +210,31 @@ class Claim:
     def _content(self) -> dict[str, Any]:
         return {**self.me, "heartbeat": time.time(), "progress": self.progress}
 
+    def check(self) -> None:
+        """Raise ClaimLost when another worker owns the run now: called before each epoch's checkpoint and each
+        result write, so a worker that was paused past the timeout stops instead of working beside the new owner."""
+        if self.lost.is_set() or not self.owned():
+            self.lost.set()
+            raise ClaimLost(f"lost the claim on {self.path.stem} to {who(self.held_by() or {})} (no heartbeat for "
+                            f"over {self.timeout_s:.0f} s); this worker stopped working on it")
+
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             if not self.owned():  # taken over while this worker was stalled: stop claiming it
+                self.lost.set()
                 print(f"warning: lost the claim {self.path} to another worker", file=sys.stderr)
                 return
             write_text_atomic(self.path, json.dumps(self._content()))
 
     def _log_takeover(self, old: dict[str, Any]) -> None:
-        line = (f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {self.me['host']}:{self.me['pid']} took over "
-                f"{self.path.stem} from {old.get('host')}:{old.get('pid')} ("
-                f"{'process gone' if _dead(old) else f'no heartbeat for {_age(self.path, old):.0f} s'})")
+        why = bogus(old, self.timeout_s) or ("process gone" if _dead(old) else
+                                             f"no heartbeat for {_age(self.path, old):.0f} s")
+        line = (f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {who(self.me)} took over {self.path.stem} from "
+                f"{who(old)} ({why})")
         print(f"warning: {line}", file=sys.stderr)
         with FileLock(self.folder / "takeovers.log.lock"):
-            with open(self.folder / "takeovers.log", "a") as f:
-                f.write(line + "\n")
+            append_text(self.folder / "takeovers.log", line + "\n")
+
+
+class ClaimLost(Exception):
+    """Another worker took over the run this worker was working on."""

@@ -23,8 +23,9 @@ class RunRecorder:
     time, collapse score). A row is marked `collapsed` only when it measured the frozen encoder: rows that
     fine-tune a copy or train from scratch say so with `uses_frozen_encoder: False` (kept in `extra`)."""
 
-    def __init__(self, spec: RunSpec, store: ResultsStore, suite_name: str):
-        self.spec, self.store = spec, store
+    def __init__(self, spec: RunSpec, store: ResultsStore, suite_name: str,
+                 guard: Callable[[], None] | None = None):
+        self.spec, self.store, self.guard = spec, store, guard  # guard: raises once the run's claim is lost
         self.extra: dict[str, Any] = {}
         self.collapsed = False
         self.on_record: Callable[[list[dict[str, Any]]], None] | None = None  # also gets every record (loggers)
@@ -50,7 +51,7 @@ class RunRecorder:
             say(f"  {self.spec.method.name:<12} {rec['protocol']:<18} {rec['eval_dataset']:<14} "
                 f"{rec['metric'] or '':<15} {value:>7}  {rec['status']}")
         if dist.is_main():
-            self.store.append(recs)
+            self.store.append(recs, guard=self.guard)
             if self.on_record is not None:
                 self.on_record(recs)
 

@@ -36,7 +36,9 @@ from ssl_bench.evalkit.features import collapse_score, feature_cache, freeze
 from ssl_bench.method import Method
 from ssl_bench.metrics import collect_evidence
 from ssl_bench.registry import METHODS
+from ssl_bench.run.guard import epoch_hook, step_hook
 from ssl_bench.run.ledger import ResultsStore
+from ssl_bench.run.locks import Claim
 from ssl_bench.config.run_spec import RunSpec, eval_key
 from ssl_bench.run.run_files import load_stats, write_run_json
 from ssl_bench.run.recorder import CRASH_FILE, RunRecorder, one_line, say
@@ -57,6 +59,7 @@ class RunEnv:
     amp_dtype: torch.dtype | None
     resume: bool
     progress: bool = True
+    claim: Claim | None = None  # the run's claim while a worker executes it (guard.py)
 
 
 @dataclass
@@ -113,7 +116,7 @@ def _execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]], loggers
     if dist.is_main():  # this process holds the run: what a crashed writer left is garbage
         checkpoint.clean_run_tmp(run_dir)
         (run_dir / CRASH_FILE).unlink(missing_ok=True)  # a crash of an earlier attempt: this one starts over
-    recorder = RunRecorder(spec, env.store, env.suite.name)
+    recorder = RunRecorder(spec, env.store, env.suite.name, env.claim.check if env.claim else None)
     recorder.on_record = loggers.log_results  # every result row to the loggers too
     say(f"[run] {spec.run_id}")
     try:
@@ -223,8 +226,8 @@ def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
     flops = flops_per_image(method, bundle.pretrain_images, augment, env.device) if dist.is_main() else None
     knn, online = training_monitors(p, model, bundle, built.image_size, env.device, spec.seed, plan.epochs)
     stats = pretrain(model, bundle.pretrain_images, augment, settings, run_dir, resume=env.resume,
-                     label=f"{spec.method.name}/s{spec.seed}", on_epoch_end=knn, online_head=online,
-                     logger=built.loggers)
+                     label=f"{spec.method.name}/s{spec.seed}", on_epoch_end=epoch_hook(knn, env.claim),
+                     online_head=online, on_step=step_hook(None, env.claim), logger=built.loggers)
     stats.update(flops_per_image=flops, **plan.stats())
     built.train_state = {"online_linear": online.state_dict()} if online is not None else {}
     dist.broadcast_module(model)  # one model on every rank (plain-BN running stats drift apart per rank)

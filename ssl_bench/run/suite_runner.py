@@ -9,7 +9,9 @@ from pathlib import Path
 from ssl_bench import distributed as dist
 from ssl_bench.errors import UserError
 from ssl_bench.jsonl import write_text_atomic
-from ssl_bench.run.outdir import check_reusable, clear_own_entries, inside, is_ours, write_marker
+from ssl_bench.run.adopt import adopt_marker_fields
+from ssl_bench.run.outdir import (OWN_ENTRIES, check_reusable, clear_own_entries, folder_suite, inside, is_ours,
+                                  rename_suite, suite_id, write_marker)
 from ssl_bench.run.stages import RunEnv
 from ssl_bench.run.ledger import ResultsStore
 from ssl_bench.config.overrides import recorded_text, resume_note
@@ -24,18 +26,25 @@ def default_out_dir(suite: Suite) -> Path:
     return Path(suite.output["dir"] or Path("results") / suite.name)
 
 
-def prepare_out_dir(out: Path, suite: Suite, resume: bool, overwrite: bool) -> None:
-    """A fresh run never mixes with old results: continue them with --resume or replace them with --overwrite.
+def prepare_out_dir(out: Path, suite: Suite, resume: bool, overwrite: bool, adopting: bool = False) -> bool:
+    """A fresh run never mixes with old results: continue them with --resume (or a plain run of the very same
+    suite file) or replace them with --overwrite. Returns whether the run continues the folder's results.
 
     --overwrite deletes only ssl-bench's own entries in a folder carrying its marker (see outdir.py)."""
-    check_reusable(out, resume, overwrite)  # every rank checks, before anything is written
+    ident = suite_id(suite)
+    continuing = check_reusable(out, ident, resume, overwrite, adopting)  # every rank checks, before any write
     if dist.is_main():
         if overwrite and is_ours(out):
             removed = clear_own_entries(out)
             if removed:
                 print(f"--overwrite: removed {', '.join(removed)} from {out}", flush=True)
+            rename_suite(out, ident)
         out.mkdir(parents=True, exist_ok=True)
-        write_marker(out)
+        fields = adopt_marker_fields(out, OWN_ENTRIES) | {"ledger": 1} if not is_ours(out) and adopting else {}
+        write_marker(out, ident, **fields)
+        held = folder_suite(out)
+        if held is not None and held.name != ident.name:  # another suite's first worker won the marker
+            check_reusable(out, ident, True, False)
         ResultsStore(out).repair()
         text = recorded_text(suite)  # the file, or the effective suite when the command line changed it
         if text is not None:  # temp + rename: concurrent workers never see a half-copied suite.yaml
@@ -45,10 +54,11 @@ def prepare_out_dir(out: Path, suite: Suite, resume: bool, overwrite: bool) -> N
                 print(note, flush=True)
             write_text_atomic(out / "suite.yaml", text)
     dist.barrier()
+    return continuing
 
 
 def run_suite(suite: Suite, out: Path, resume: bool = False, overwrite: bool = False, progress: bool = True,
-              wait: bool = True) -> Path:
+              wait: bool = True, adopting: bool = False) -> Path:
     """Pretrain and evaluate every run of the suite that no other worker holds; with `wait`, also wait for (and
     take over, when their owner died) the runs other workers hold, so the matrix is complete on return."""
     if suite.pretrain["batch_size"] % dist.world_size():
@@ -59,14 +69,15 @@ def run_suite(suite: Suite, out: Path, resume: bool = False, overwrite: bool = F
     runs = expand(suite, amp=amp_name(amp_dtype))  # the hash sees the precision actually trained with
     for spec in runs:  # names come from the suite: none may lead outside the output folder
         inside(out, out / "runs" / spec.run_id, f"run folder of {spec.method.label}")
-    prepare_out_dir(out, suite, resume, overwrite)
+    resume = prepare_out_dir(out, suite, resume, overwrite, adopting)
     env = RunEnv(suite, out, ResultsStore(out), device, amp_dtype, resume, progress)
     t0 = time.perf_counter()
     say(f"suite '{suite.name}': {len(runs)} runs x {len(suite.evaluations)} evaluations -> {out} "
          f"(device {device}, amp {env.amp_dtype or 'off'}, {dist.world_size()} process(es))")
     if dist.is_main():
-        write_matrix(out, suite, runs)
+        write_matrix(out, suite, runs, suite_id(suite).sha256)
     work_through(runs, env, wait=wait)
     if dist.is_main():
-        (out / "suite_timing.json").write_text(json.dumps({"wall_time_s": time.perf_counter() - t0}))
+        env.store.refresh_view()  # results.jsonl holds every row landed so far, by any worker
+        write_text_atomic(out / "suite_timing.json", json.dumps({"wall_time_s": time.perf_counter() - t0}))
     return out

@@ -1,23 +1,25 @@
 """A cooperative worker: walk a suite's matrix, claim each unfinished run, wait for runs other workers hold.
 
 Any number of workers (processes on one machine or on several sharing the output folder) can run the same
-suite at once: each run is trained and evaluated by the one worker that claims it (locks.Claim), rows are
-appended under the results lock, and a worker that finds nothing left to claim waits until the runs others
-hold are finished, or takes them over when their owner died. Under torchrun, rank 0 decides for its group
+suite at once: each run is trained and evaluated by the one worker that claims it (locks.Claim), which writes
+its rows as batch files (ledger.py) and stops working on it once another worker has taken its claim over; a
+worker that finds nothing left to claim waits until the runs others hold are finished, or takes them over when
+their owner died. Under torchrun, rank 0 decides for its group
 and broadcasts, so every rank of the group follows the same path through the matrix.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
 import time
 
 from ssl_bench import distributed as dist
 from ssl_bench.engine.progress import Bar
 from ssl_bench.evaluation import ProgressTask
-from ssl_bench.run.locks import Claim, claim_timeout_s
-from ssl_bench.run.stages import RunEnv, execute_run
 from ssl_bench.config.run_spec import RunSpec, eval_key
-
+from ssl_bench.run.locks import Claim, ClaimLost, claim_timeout_s, who
+from ssl_bench.run.stages import RunEnv, execute_run
 
 
 def poll_s() -> float:
@@ -39,22 +41,29 @@ def _share(value: object) -> object:
     return box[0]
 
 
-def wanted_keys(spec: RunSpec, env: RunEnv) -> set[tuple[str, str]]:
-    return {(spec.run_id, eval_key(e.name, e.params)) for e in env.suite.evaluations}
+def wanted_keys(spec: RunSpec, env: RunEnv) -> set[str]:
+    return {eval_key(e.name, e.params) for e in env.suite.evaluations}
+
+
+def _all_done(spec: RunSpec, env: RunEnv) -> bool:
+    """Reads only this run's batch files: O(evaluations), whatever the size of the folder."""
+    wanted = wanted_keys(spec, env)
+    return env.store.done(spec.run_id, wanted) == wanted
 
 
 def _decide(spec: RunSpec, env: RunEnv) -> tuple[str, Claim | None]:
     """("done" | "busy" | "mine", the claim if mine); decided on rank 0 only."""
     if not dist.is_main():
         return "", None
-    if env.store.done_keys() >= wanted_keys(spec, env):
+    if _all_done(spec, env):
         return "done", None
     claim = Claim(env.out_dir / "claims", spec.run_id)
     if not claim.acquire():
         return "busy", None
-    if env.store.done_keys() >= wanted_keys(spec, env):  # finished by its last owner just before we claimed
+    if _all_done(spec, env):  # finished by its last owner just before we claimed
         claim.release()
         return "done", None
+    env.store.repair_run(spec.run_id)  # ours now: set aside what a crash or a hand left broken
     return "mine", claim
 
 
@@ -69,10 +78,14 @@ def work_once(spec: RunSpec, env: RunEnv, announce_busy: bool) -> str:
     if state == "busy":
         if announce_busy:
             holder = Claim(env.out_dir / "claims", spec.run_id).held_by() or {}
-            say(f"[busy] {spec.run_id}: held by {holder.get('host')}:{holder.get('pid')}")
+            say(f"[busy] {spec.run_id}: held by {who(holder)}")
         return "busy"
-    try:
-        execute_run(spec, env, env.store.done_keys())  # only we write this run's rows while we hold it
+    done = {(spec.run_id, k) for k in env.store.done(spec.run_id, wanted_keys(spec, env))}  # every rank reads
+    try:  # only we write this run's rows while we hold it (guard.py stops us when we lose it)
+        execute_run(spec, dataclasses.replace(env, claim=claim), done)
+    except ClaimLost as exc:
+        print(f"warning: {exc}", file=sys.stderr, flush=True)
+        return "busy"
     finally:
         if claim is not None:
             claim.release()

@@ -14,6 +14,7 @@ import torch
 
 from ssl_bench.weights.load import read_checkpoint
 from ssl_bench.errors import UserError
+from ssl_bench.jsonl import open_new
 from ssl_bench.run.ledger import ResultsStore, now
 
 EXPORT_FORMATS = ("timm", "torchvision")
@@ -54,7 +55,7 @@ def _short(x: Any) -> Any:
 
 def model_card(run_dir: Path, info: dict[str, Any], fmt: str, output: Path, digest: str) -> dict[str, Any]:
     config = info.get("config", {})
-    rows = [r for r in ResultsStore(run_dir.parent.parent).load() if r.get("run_id") == run_dir.name]
+    rows = ResultsStore(run_dir.parent.parent).run_rows(run_dir.name)
     name = config.get("backbone", "?")
     kwargs = config.get("backbone_kwargs", {})
     return {
@@ -107,8 +108,9 @@ def export_run(run_dir: str | os.PathLike, fmt: str, output: str | os.PathLike) 
     temporaries = [p.with_name(f"{p.name}.tmp{os.getpid()}") for p in (output, card_path)]
     placed: list[Path] = []
     try:
-        temporaries[0].write_bytes(blob)
-        temporaries[1].write_text(card, encoding="utf-8")
+        for tmp, data in zip(temporaries, (blob, card.encode("utf-8"))):
+            with open_new(tmp, binary=True) as f:  # never through a link planted at the temporary's name
+                f.write(data)
         for tmp, final in zip(temporaries, (output, card_path)):
             os.replace(tmp, final)
             placed.append(final)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ssl_bench.errors import UserError
 from ssl_bench.jsonl import read_jsonl
-from ssl_bench.run.ledger import RESULTS_FILE, UNREADABLE_FILE
+from ssl_bench.run.ledger import RESULTS_FILE, UNREADABLE_FILE, ResultsStore
 from ssl_bench.report.tables.configs import separate_configurations
 from ssl_bench.report.tables.rows import screen, undeclared_protocols
 REQUIRED = ("method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "metric", "value", "seed", "status")
@@ -18,10 +18,11 @@ OPTIONAL = ("suite", "run_id", "label_fraction", "epochs", "error", "eval_key", 
 IDENTITY = ("run_id", "eval_key", "protocol", "eval_dataset", "metric", "label_fraction")
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of one results.jsonl. Unreadable lines (a torn write, a hand edit) and objects that are not
-    result records are skipped with one warning; `ssl-bench run --resume` moves them to UNREADABLE_FILE."""
-    rows, bad = read_jsonl(path)
+def read_records(path: Path, found: tuple[list, list] | None = None) -> list[dict[str, Any]]:
+    """Records of one results.jsonl (or `found`: its rows and unreadable lines, already read). Unreadable lines
+    (a torn write, a hand edit) and objects that are not result records are skipped with one warning;
+    `ssl-bench run --resume` moves them to UNREADABLE_FILE."""
+    rows, bad = read_jsonl(path) if found is None else found
     records = [r for r in rows if all(k in r for k in REQUIRED)]
     if bad or len(records) < len(rows):
         where = ", ".join(str(n) for n, _ in bad[:5]) or "-"
@@ -44,17 +45,23 @@ def load_results(dirs: list[str]) -> pd.DataFrame:
     if not dirs:
         raise UserError("result folders: none given; allowed: one or more folders holding results.jsonl")
     records: list[dict[str, Any]] = []
+    out_dirs: list[str] = []
     for d in dirs:
         folder = Path(d)
         if not folder.is_dir():
             raise UserError(f"result folder {d}: not found; allowed: a folder written by `ssl-bench run`")
         path = folder / RESULTS_FILE
-        if not path.is_file():
+        found = ResultsStore(folder).read_view()  # the view, rebuilt first from the batch files when stale
+        if not path.is_file() and not any(found):
             raise UserError(f"{path}: not found; allowed: a result folder written by `ssl-bench run`")
-        records += [{**r, "out_dir": str(folder)} for r in read_records(path)]
+        mine = read_records(path, found)
+        records += mine
+        out_dirs += [str(folder)] * len(mine)  # a column, not a copy of every record
     if not records:
         raise UserError(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
-    records = [r for r in records if r.get("status") != "skipped"]  # a protocol that does not apply to the run
+    applies = [r.get("status") != "skipped" for r in records]  # a protocol that does not apply to the run
+    records = [r for r, keep in zip(records, applies) if keep]
+    out_dirs = [d for d, keep in zip(out_dirs, applies) if keep]
     if not records:
         raise UserError(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
     unknown = undeclared_protocols(records)
@@ -62,7 +69,7 @@ def load_results(dirs: list[str]) -> pd.DataFrame:
         warnings.warn(f"protocol(s) {unknown} are declared by no installed evaluation (is a plugin missing?); their "
                       "rows appear in no preset table (linear, semi, transfer), only under other evaluations",
                       stacklevel=3)
-    df = pd.DataFrame.from_records(records)
+    df = pd.DataFrame.from_records(records).assign(out_dir=out_dirs)
     for col in OPTIONAL:
         if col not in df:
             df[col] = None
