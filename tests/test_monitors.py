@@ -219,8 +219,8 @@ def test_online_head_gets_no_encoder_gradient_and_sees_only_the_training_forward
             assert head._feats == []
             with head.capture():
                 out = method([x, x.flip(-1)])
-            assert [f.shape for f in head._feats] == [(32, 16), (32, 16)]
-            assert not any(f.requires_grad for f in head._feats)
+            assert [(side, f.shape) for side, f in head._feats] == [(8, (32, 16)), (8, (32, 16))]
+            assert not any(f.requires_grad for _, f in head._feats)
         else:
             out = method([x, x.flip(-1)])
         out["loss"].backward()

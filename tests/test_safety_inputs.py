@@ -14,7 +14,7 @@ import torch
 
 from ssl_bench.cli.main import main
 from test_tables import fixture_records, md_table, write_results
-from test_validation_safety import BYOL, GOOD, assert_one_line_error
+from test_validation_safety import GOOD, assert_one_line_error
 
 
 # ---- YAML: one long string aliased many times (few nodes, many characters) ------------------------------------

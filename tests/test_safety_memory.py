@@ -67,6 +67,14 @@ def tampered(tmp_path_factory) -> tuple[Path, Path]:
            {"extra": {"note": "n" * BIG}}]
     rows = [json.dumps({**real, "run_id": f"{real['run_id']}-t{i}", **b}) for i, b in enumerate(bad)]
     (out / "results.jsonl").write_text("\n".join(lines + rows) + "\n")
+    # results.jsonl is a view compiled from the batch files; without them (a folder written before batches
+    # existed) it is read as it is, tampered rows included
+    for batch in out.glob("runs/*/results/*.json"):
+        batch.unlink()
+    (out / "results.view.json").unlink()
+    marker = json.loads((out / ".ssl-bench").read_text())
+    marker.pop("ledger")  # as a version before the ledger wrote it
+    (out / ".ssl-bench").write_text(json.dumps(marker))
     run = next(p for p in (out / "runs").iterdir() if p.name.startswith("byol"))
     return out, run
 

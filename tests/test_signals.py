@@ -112,7 +112,7 @@ def test_a_worker_that_lost_its_claim_stops_working_on_that_run(tmp_path):
     assert second.returncode == 0, err2[-2000:]
     assert first.returncode in (0, 3), err1[-2000:]
     assert re.search(rf"lost the claim on {claim.stem} to \S+:{second.pid} .*stopped working on it", err1), err1
-    assert not re.search(r"^\s+byol\s+knn", out1, re.M)  # it evaluated nothing of the run it lost
+    assert not re.search(r"^\s+byol\s+knn", out1, re.M), out1 + err1  # it evaluated nothing of the run it lost
     assert re.search(r"^\s+byol\s+knn", out2, re.M)
     assert [r["epoch"] for r in metrics_rows(out / "runs" / claim.stem)] == list(range(epochs))  # each epoch once
     assert set(Counter(map(row_key, results_rows(out))).values()) == {1}

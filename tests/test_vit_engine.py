@@ -14,7 +14,7 @@ from ssl_bench.create import create_dataset
 from ssl_bench.engine import checkpoint
 from ssl_bench.engine.layer_decay import layer_scales
 from ssl_bench.engine.optim import build_optimizer, clip_gradients, param_groups
-from ssl_bench.engine.schedules import cosine_weight_decay, warmup_cosine
+from ssl_bench.engine.schedules import cosine_weight_decay
 from ssl_bench.engine.trainer import TrainSettings, pretrain
 from ssl_bench.method import OPTIM_DEFAULTS, Method
 from ssl_bench.config.suite import parse_suite

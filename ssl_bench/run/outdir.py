@@ -39,9 +39,12 @@ class SuiteId(NamedTuple):
 
 
 def suite_id(suite: Any) -> SuiteId:
-    """The suite's name and the sha256 of its file's bytes (of its settings when it has no file)."""
-    path = Path(getattr(suite, "path", "") or "")
-    blob = path.read_bytes() if path.is_file() else repr(sorted(vars(suite).items(), key=str)).encode()
+    """The suite's name and the sha256 of what OUT/suite.yaml records for it: its file's bytes, or the effective
+    suite when command-line overrides or sweeps changed it (of its settings when it has neither)."""
+    from ssl_bench.config.overrides import recorded_text
+
+    text = recorded_text(suite) if hasattr(suite, "path") else None
+    blob = text.encode("utf-8") if text is not None else repr(sorted(vars(suite).items(), key=str)).encode()
     return SuiteId(suite.name, hashlib.sha256(blob).hexdigest())
 
 

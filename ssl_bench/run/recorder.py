@@ -12,6 +12,7 @@ from ssl_bench.config.run_spec import RunSpec
 from ssl_bench.config.spec import EvalSpec
 from ssl_bench.errors import DISK_ERRNOS
 from ssl_bench.run.ledger import ResultsStore, now, versions
+from ssl_bench.run.locks import ClaimLost
 
 
 say = dist.say  # re-exported: progress lines print once per process group
@@ -64,8 +65,10 @@ class RunRecorder:
         failed with the reason (`ssl-bench status` shows it, --resume retries it) and the suite goes on. Under
         torchrun the error is raised again without rows (a rank whose peer died fails in a collective: not this
         run's fault; status reads error.txt), unless this rank runs alone (`alone`: evaluations, on rank 0).
-        A full output disk is not caught."""
+        A full output disk and a lost claim are not caught."""
         if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+            raise exc
+        if isinstance(exc, ClaimLost):  # another worker owns the run now: nothing of it is ours to write
             raise exc
         reason = crash_reason(exc)
         grouped = dist.world_size() > 1 and not alone
