@@ -14,15 +14,18 @@ from ssl_bench.registry import register_backbone
 from ssl_bench.backbones.vit import vit_kwargs, with_token_api
 
 
-def _small_stem(model: nn.Module) -> bool:
-    """3x3 stride-1 first conv and no max-pool: what 32-64 px images need (lightly #1419)."""
+def _small_stem(model: nn.Module, padding: int = 1) -> bool:
+    """3x3 stride-1 first conv and no max-pool: what 32-64 px images need (lightly #1419). `padding` 1 keeps the
+    input size (lightly's ResNetGenerator); solo-learn's CIFAR stem pads by 2, so a 32 px image gives 34 x 34 maps
+    [solo/methods/base.py:199-203]."""
     conv = getattr(model, "conv1", None)
     if isinstance(conv, nn.Sequential):  # deep stem: keep it, drop its stride
         conv = conv[0]
         if isinstance(conv, nn.Conv2d):
             conv.stride = (1, 1)
+            conv.padding = (padding, padding)
     elif isinstance(conv, nn.Conv2d):
-        model.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=conv.bias is not None)
+        model.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, padding, bias=conv.bias is not None)
     else:
         return False
     if hasattr(model, "maxpool"):
@@ -69,13 +72,20 @@ def _narrow_stem(model: nn.Module, width: int) -> bool:
 
 @register_backbone("timm")
 def timm_backbone(model: str, in_chans: int = 3, image_size: int = 224, small_stem: bool | str = "auto",
-                  pretrained: bool = False, **kwargs: Any) -> nn.Module:
+                  pretrained: bool = False, stem_padding: int = 1, **kwargs: Any) -> nn.Module:
     """Build `timm.create_model(model, num_classes=0)`; the result exposes `num_features`.
 
-    small_stem: "auto" switches ResNet-like stems to 3x3/stride 1/no max-pool at image_size <= 64.
+    small_stem: "auto" switches ResNet-like stems to 3x3/stride 1/no max-pool at image_size <= 64;
+    stem_padding: that stem's zero padding (1, or 2 as solo-learn's CIFAR ResNets); a suite sets it in the
+    backbone's `kwargs`. Any other kwarg goes to timm, e.g. `zero_init_last: false` for the BYOL paper's
+    initialisation (timm zero-initialises each block's last BN; [DM README.md:101-111]: the paper's results
+    were obtained without that).
     A model whose input size is fixed at build time (timm's `fixed_input_size`: ViT, DeiT, Swin, ...) is built
     for `image_size` unless kwargs set `img_size`; a timm VisionTransformer gets the token API (backbones/vit.py).
     """
+    if isinstance(stem_padding, bool) or not isinstance(stem_padding, int) or not 0 <= stem_padding <= 3:
+        raise UserError(f"timm model '{model}': stem_padding={stem_padding!r}; allowed: an integer 0-3 (1: the "
+                        "size-keeping 3x3 stem, 2: solo-learn's CIFAR stem)")
     if model not in timm.list_models() and model not in timm.list_models(pretrained=True):
         known = timm.list_models()
         import difflib
@@ -98,7 +108,10 @@ def timm_backbone(model: str, in_chans: int = 3, image_size: int = 224, small_st
     if isinstance(net, timm.models.VisionTransformer):
         net = with_token_api(net, model)
     use_small = (image_size <= 64) if small_stem == "auto" else bool(small_stem)
-    net.small_stem = _small_stem(net) if use_small else False
+    net.small_stem = _small_stem(net, stem_padding) if use_small else False
+    if stem_padding != 1 and not net.small_stem:
+        raise UserError(f"timm model '{model}': stem_padding={stem_padding} applies to the small-image stem, which "
+                        f"this backbone does not use at {image_size} px; allowed: small_stem: true, or no stem_padding")
     if "stem_width" in kwargs and not isinstance(getattr(net, "conv1", None), nn.Sequential):
         if not _narrow_stem(net, int(kwargs["stem_width"])):
             raise UserError(f"timm model '{model}': stem_width={kwargs['stem_width']} needs a ResNet-style stem "

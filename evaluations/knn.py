@@ -12,6 +12,7 @@ from typing import Any
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
 from ssl_bench.evalkit.knn import knn_predict  # the pure function lives in the core (shared with the kNN monitor)
+from ssl_bench.evalkit.recipes import KNN_FIELDS
 from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.registry import register_evaluation
 from ssl_bench.validate import DIM, POSITIVE
@@ -31,7 +32,7 @@ class KNNEvaluation(Evaluation):
     """Top-1 (and top-5 with more than 5 classes) of the weighted kNN on the test split, bank = train split."""
 
     name = "knn"
-    protocols = (Protocol("knn", "kNN", 10, CLASSIFICATION_METRICS, table="knn"),)
+    protocols = (Protocol("knn", "kNN", 10, CLASSIFICATION_METRICS, table="knn", recipe_fields=KNN_FIELDS),)
     defaults = {"k": 200, "temperature": 0.07, "dataset": None, "batch_size": 256}
     param_ranges = {"k": DIM, "temperature": POSITIVE, "batch_size": DIM}  # checked by suite validation
 
@@ -40,6 +41,11 @@ class KNNEvaluation(Evaluation):
         _positive("k", self.params["k"], int)
         _positive("temperature", self.params["temperature"], float)
         _positive("batch_size", self.params["batch_size"], int)
+
+    def recipe(self, run: dict[str, Any]) -> dict[str, Any]:
+        """Bank: the whole train split; classified: the whole test split; the final encoder."""
+        return {"k": self.params["k"], "temperature": float(self.params["temperature"]), "bank": "train",
+                "split": "test", "n_eval": "all", "epoch": "final"}
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         name = self.params["dataset"] or ctx.pretrain.name

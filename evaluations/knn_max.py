@@ -17,6 +17,7 @@ from typing import Any
 
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
 from ssl_bench.evalkit.monitors import KnnMonitor, knn_curve
+from ssl_bench.evalkit.recipes import KNN_MAX_FIELDS
 from ssl_bench.registry import register_evaluation
 
 
@@ -26,8 +27,19 @@ class KnnMaxEvaluation(Evaluation):
 
     name = "knn_max"
     defaults: dict[str, Any] = {}
-    protocols = (Protocol("knn_max", "kNN (max over epochs)", 15, ("top1",), table="knn"),)
+    protocols = (Protocol("knn_max", "kNN (max over epochs)", 15, ("top1",), table="knn",
+                          recipe_fields=KNN_MAX_FIELDS),)
     requires_pretrain = ("knn_monitor",)  # checked at validate (ssl_bench.config.checks.check_pretrain_needs)
+
+    def recipe(self, run: dict[str, Any]) -> dict[str, Any] | None:
+        """The monitor's: its k, T and interval, the train split as bank, a fixed `val_size` subset of val
+        classified (never test, unlike lightly's curve), the maximum over the monitored epochs."""
+        m = run.get("knn_monitor")
+        if not m:
+            return None
+        return {"k": m["k"], "temperature": float(m["temperature"]), "every": m["every"],
+                "bank": "train" if m.get("bank_size") is None else m["bank_size"], "split": "val",
+                "n_eval": m["val_size"], "epoch": "max"}
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         run_dir = Path(ctx.out_dir)

@@ -14,7 +14,16 @@ from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
 from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.evalkit.probe import fit_logistic, l2_grid, score, standardize, sweep_logistic
+from ssl_bench.evalkit.recipes import LBFGS_FIELDS
 from ssl_bench.registry import register_evaluation
+
+
+def lbfgs_recipe(params: dict[str, Any]) -> dict[str, Any]:
+    """The recipe of the cached L-BFGS probe (this protocol and transfer_linear): features of unaugmented images,
+    standardized, `num_l2` strengths in `l2_range` chosen on val, refit on train + val."""
+    return {"classifier": "lbfgs_logistic", "features": "frozen, unaugmented", "standardize": True,
+            "num_l2": params["num_l2"], "l2_range": [float(x) for x in params["l2_range"]],
+            "select": "val" if params["num_l2"] > 1 else "none", "train_on": "train+val"}
 
 
 def _as_positive(v: Any) -> float | None:
@@ -33,7 +42,8 @@ class LinearEvaluation(Evaluation):
     """Top-1 (top-5 with more than 5 classes, plus the dataset's own metric) of an L-BFGS logistic probe."""
 
     name = "linear"
-    protocols = (Protocol("linear", "Linear", 20, CLASSIFICATION_METRICS, table="linear"),)  # the cached L-BFGS probe
+    protocols = (Protocol("linear", "Linear", 20, CLASSIFICATION_METRICS, table="linear",
+                          recipe_fields=LBFGS_FIELDS),)  # the cached L-BFGS probe
     defaults = {"dataset": None, "l2_range": [1e-6, 1e5], "num_l2": 45, "max_iter": 1000}
 
     def __init__(self, **params: Any):
@@ -47,6 +57,9 @@ class LinearEvaluation(Evaluation):
             v = self.params[key]
             if not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
                 raise UserError(f"evaluation linear: params.{key} = {v!r}; allowed: a positive integer")
+
+    def recipe(self, run: dict[str, Any]) -> dict[str, Any]:
+        return lbfgs_recipe(self.params)
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         name = self.params["dataset"] or ctx.pretrain.name

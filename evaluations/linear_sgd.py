@@ -5,10 +5,14 @@ Nesterov momentum 0.9, no weight decay, cosine schedule; the lr is chosen from a
 that head's test accuracy is reported. BYOL: batch 1024, 80 epochs, lr in {0.4, 0.3, 0.2, 0.1, 0.05}
 [protocols.md]. The defaults here are a CPU-sized version (fewer epochs, three lrs). All lrs train at once:
 one head per lr on the same features of the same augmented batch, so the sweep costs one pass of the encoder.
-`refit: true` then trains a new head at the chosen lr on train + val and reports that one, as [DM
-eval_experiment.py] trains on TRAIN_AND_VALID; `lr_batch_scaling: true` reads the lrs as per-256 values
-scaled by batch_size / 256 ([DM configs/eval.py] base_learning_rate 0.2). Both default to false (lrs as
-listed, the val-chosen head reported), which keeps earlier suites' numbers.
+`refit: true` then trains a new head at the chosen lr on train + val and reports that one, as the simplified
+single-lr pipeline of [DM eval_experiment.py:293-297] trains on TRAIN_AND_VALID (the paper's protocol trains on
+TRAIN, picks on VALID and tests that head [DM README.md:92-98]: `refit: false`); `lr_batch_scaling: true` reads
+the lrs as per-256 values scaled by batch_size / 256 ([DM schedules.py:34] scales configs/eval.py's
+base_learning_rate 0.2). Both default to false (lrs as listed, the val-chosen head reported), which keeps
+earlier suites' numbers. `crop_sampler: deepmind` draws the training crops as [DM utils/dataset.py:192-194,
+206-233] does (LINEAR_TRAIN). Every row records its recipe (ssl_bench.evalkit.recipes): lrs per 256 images,
+epochs, batch, what the head trained on and how its lr was chosen.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
 from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.evalkit.probe import probe_metric
+from ssl_bench.evalkit.recipes import LINEAR_SGD_FIELDS, SGD_HEAD, check_crop_sampler, crop_terms, lrs_per_256, selection
 from ssl_bench.registry import register_evaluation
 
 from ssl_bench.evalkit.finetune import Classifier, InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, number_list, positive_int, predict, train_classifier
@@ -29,9 +34,11 @@ class LinearSGDEvaluation(Evaluation):
     """Top-1 (and top-5 with more than 5 classes) of the SGD-trained linear head chosen on val."""
 
     name = "linear_sgd"
-    protocols = (Protocol("linear_sgd", "Linear (SGD)", 30, CLASSIFICATION_METRICS, table="linear"),)  # BYOL Table 1
+    protocols = (Protocol("linear_sgd", "Linear (SGD)", 30, CLASSIFICATION_METRICS, table="linear",
+                          recipe_fields=LINEAR_SGD_FIELDS),)  # BYOL Table 1
     defaults = {"dataset": None, "lrs": [0.4, 0.1, 0.02], "epochs": 20, "batch_size": 256,
-                "crop_scale": [0.08, 1.0], "flip_p": 0.5, "refit": False, "lr_batch_scaling": False}
+                "crop_scale": [0.08, 1.0], "flip_p": 0.5, "refit": False, "lr_batch_scaling": False,
+                "crop_sampler": "torchvision"}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -43,6 +50,15 @@ class LinearSGDEvaluation(Evaluation):
         p["flip_p"] = v.as_float(p["flip_p"], f"{w}.flip_p", lo=0, hi=1)
         p["refit"] = v.as_bool(p["refit"], f"{w}.refit")
         p["lr_batch_scaling"] = v.as_bool(p["lr_batch_scaling"], f"{w}.lr_batch_scaling")
+        p["crop_sampler"] = check_crop_sampler(p["crop_sampler"], f"{w}.crop_sampler")
+
+    def recipe(self, run: dict[str, Any]) -> dict[str, Any]:
+        p = self.params
+        return {"optimizer": SGD_HEAD, "weight_decay": 0.0, "schedule": "cosine", "epochs": p["epochs"],
+                "batch_size": p["batch_size"], "lrs_per_256": lrs_per_256(p["lrs"], p["batch_size"],
+                                                                          p["lr_batch_scaling"]),
+                "select": selection(len(p["lrs"])), "train_on": "train+val" if p["refit"] else "train",
+                **crop_terms(p)}
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         p = self.params
@@ -51,7 +67,7 @@ class LinearSGDEvaluation(Evaluation):
         if len(bundle.val) == 0:
             raise UserError(f"evaluation linear_sgd: dataset '{name}' has an empty val split; allowed: a dataset "
                             "with a held-out val split to choose the learning rate")
-        prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"])
+        prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"], p["crop_sampler"])
         lrs = batch_scaled_lrs(p["lrs"], p["batch_size"], p["lr_batch_scaling"])
         model = self._train(ctx, bundle.train, bundle.num_classes, prep, lrs)
         select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"

@@ -18,6 +18,7 @@ from typing import Any
 from ssl_bench.engine import checkpoint
 from ssl_bench.engine.online_head import online_logits
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
+from ssl_bench.evalkit.recipes import ONLINE_FIELDS
 from ssl_bench.metrics import classification_metrics
 from ssl_bench.registry import register_evaluation
 
@@ -28,8 +29,18 @@ class OnlineLinearEvaluation(Evaluation):
 
     name = "online_linear"
     defaults: dict[str, Any] = {}
-    protocols = (Protocol("online_linear", "Linear (online)", 35, ("top1", "top5"), table="linear"),)
+    protocols = (Protocol("online_linear", "Linear (online)", 35, ("top1", "top5"), table="linear",
+                          recipe_fields=ONLINE_FIELDS),)
     requires_pretrain = ("online_linear",)  # checked at validate (ssl_bench.config.checks.check_pretrain_needs)
+
+    def recipe(self, run: dict[str, Any], views: int | None = None) -> dict[str, Any] | None:
+        """The head's own plain SGD (ssl_bench.engine.online_head), lr per 256 images, no weight decay, the
+        pretraining schedule, `views` per image (known once the head is loaded), the test split."""
+        cfg = run.get("online_linear")
+        if not cfg:
+            return None
+        return {"optimizer": "sgd", "classifier_lr_per_256": float(cfg["base_lr"]), "weight_decay": 0.0,
+                "schedule": "as pretraining", "views": views, "split": "test"}
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         final = Path(ctx.out_dir) / "final.pt"
@@ -44,5 +55,6 @@ class OnlineLinearEvaluation(Evaluation):
         logits = online_logits(state, feats)
         values = classification_metrics(logits.cpu(), labels.cpu(), ctx.pretrain.metric)
         extra = {"n_test": len(feats), "head": "online", "classes": logits.shape[1]}
+        recipe = self.recipe(ctx.run_config, state.get("views_per_image"))  # None: saved before it was counted
         return [{"protocol": "online_linear", "eval_dataset": ctx.pretrain.name, "metric": m, "value": v,
-                 "extra": dict(extra)} for m, v in values.items()]
+                 "extra": dict(extra), "recipe": recipe} for m, v in values.items()]

@@ -8,6 +8,10 @@ labelled images), and the chosen model's top-1 / top-5 on the test split is repo
 lr {0.005..0.1} x epochs {30, 50} [protocols.md]; the default here is smaller for CPUs.
 The supervised baseline (a method that trains with labels) starts from a fresh initialisation instead, as
 the paper's baseline row does, with the same subset and budget.
+Rows record the nominal `label_fraction` (the one asked for, or the subset file's: `subset_fraction`, a
+`# label_fraction: 0.01` header line, or SimCLR's `1percent.txt` / `10percent.txt` names), so tables key on 1%
+and 10%; the realised count and share are `extra.n_labelled` and `extra.labelled_share` (SimCLR's 1% file is
+12,811 / 1,281,167 = 0.99995%).
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from ssl_bench import distributed as dist
 from ssl_bench import validate as v
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
-from ssl_bench.evalkit.label_subsets import balanced_subset, check_fraction, check_subset_file, save_subset, subset_file_split
+from ssl_bench.evalkit.label_subsets import balanced_subset, check_fraction, check_subset_file, declared_fraction, save_subset, subset_file_split
+from ssl_bench.evalkit.recipes import SEMI_FIELDS, SGD_HEAD, check_crop_sampler, crop_terms, lrs_per_256, selection, subset_identity
 from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.registry import register_evaluation
 
@@ -32,10 +37,10 @@ class SemiSupervisedEvaluation(Evaluation):
 
     name = "semi_supervised"
     protocols = (Protocol("semi_supervised", "Semi-supervised", 40, CLASSIFICATION_METRICS, table="semi",
-                          short="semi"),)
+                          short="semi", recipe_fields=SEMI_FIELDS),)
     defaults = {"dataset": None, "fractions": [0.01, 0.1], "subset_file": None, "subset_seed": None,
-                "lrs": [0.01, 0.05], "epochs": [30], "batch_size": 256, "crop_scale": [0.08, 1.0], "flip_p": 0.5,
-                "lr_batch_scaling": False}
+                "subset_fraction": None, "lrs": [0.01, 0.05], "epochs": [30], "batch_size": 256,
+                "crop_scale": [0.08, 1.0], "flip_p": 0.5, "lr_batch_scaling": False, "crop_sampler": "torchvision"}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -53,16 +58,29 @@ class SemiSupervisedEvaluation(Evaluation):
         seed = p["subset_seed"]
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise UserError(f"{w}.subset_seed: bad value {seed!r}; allowed: an integer >= 0 (default: the run seed)")
+        p["crop_sampler"] = check_crop_sampler(p["crop_sampler"], f"{w}.crop_sampler")
+        if p["subset_fraction"] is not None:
+            p["subset_fraction"] = check_fraction(p["subset_fraction"], f"{w}.subset_fraction")
         if p["subset_file"] is not None:
             check_subset_file(p["subset_file"], f"{w}.subset_file")  # exists and lists entries: before any run
+            p["subset_fraction"] = p["subset_fraction"] or declared_fraction(p["subset_file"], f"{w}.subset_fraction")
+
+    def recipe(self, run: dict[str, Any]) -> dict[str, Any]:
+        p = self.params
+        seed = run.get("seed", 0) if p["subset_seed"] is None else p["subset_seed"]
+        return {"optimizer": SGD_HEAD, "weight_decay": 0.0, "schedule": "cosine", "epochs": list(p["epochs"]),
+                "batch_size": p["batch_size"], "lrs_per_256": lrs_per_256(p["lrs"], p["batch_size"],
+                                                                          p["lr_batch_scaling"]),
+                "select": selection(len(p["lrs"]) * len(p["epochs"])),
+                "subset": subset_identity(p["subset_file"], seed), **crop_terms(p)}
 
     def _subsets(self, ctx: EvalContext, name: str, bundle) -> list[tuple[float | None, Any, str, Any, Any]]:
-        """(requested fraction or None for a file, indices into pool, file stem, pool, val) per labelled subset:
+        """(nominal fraction, indices into pool, file stem, pool, val) per labelled subset:
         the pool is train (a subset file on a folder dataset: train + its val hold-out, see subset_file_split)."""
         p = self.params
         if p["subset_file"]:
             pool, idx, val = subset_file_split(p["subset_file"], bundle)
-            return [(None, idx, f"{name}_from_file", pool, val)]
+            return [(p["subset_fraction"], idx, f"{name}_from_file", pool, val)]
         seed = ctx.seed if p["subset_seed"] is None else p["subset_seed"]
         return [(f, balanced_subset(bundle.train.labels, f, seed), f"{name}_{100 * f:g}pct_seed{seed}", bundle.train,
                  bundle.val) for f in p["fractions"]]
@@ -73,13 +91,14 @@ class SemiSupervisedEvaluation(Evaluation):
         bundle = ctx.pretrain if name == ctx.pretrain.name else ctx.get_dataset(name)
         from_scratch = bool(ctx.method_needs_labels)
         select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"
-        prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"])
+        prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"], p["crop_sampler"])
         rows: list[dict[str, Any]] = []
         for fraction, idx, stem, train, val in self._subsets(ctx, name, bundle):
             saved = None
             if dist.is_main():
                 header = (f"labelled subset of the '{name}' train split ({len(idx)} of {len(train)} images); "
-                          f"split_info {bundle.split_info}\nsource {p['subset_file'] or 'balanced_subset'}")
+                          f"split_info {bundle.split_info}\nsource {p['subset_file'] or 'balanced_subset'}\n"
+                          f"label_fraction: {fraction:g}")
                 saved = str(save_subset(ctx.out_dir, stem, idx, train.paths, header))
             labelled = train.subset(idx)
             counts = labelled.labels.long().bincount(minlength=bundle.num_classes) if labelled.labels.dim() == 1 \
@@ -96,7 +115,7 @@ class SemiSupervisedEvaluation(Evaluation):
                      "n_val": len(val), "n_test": len(bundle.test), **adaptation_info(bundle, ctx)}
             # a fine-tuned copy (or a fresh net): the frozen encoder's collapse does not decide these rows
             rows += [{"protocol": self.protocols[0].name, "eval_dataset": name, "metric": m, "value": v,
-                      "label_fraction": actual if fraction is None else fraction, "extra": dict(extra),
+                      "label_fraction": fraction, "extra": dict(extra),
                       "uses_frozen_encoder": False} for m, v in values.items()]
             del model
         return rows

@@ -20,7 +20,8 @@ from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.registry import DATASETS, register_evaluation
 
 from ssl_bench.evalkit.finetune import InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, finetune_grid, number_list, positive_int, predict
-from ssl_bench.evaluations.linear import LinearEvaluation
+from ssl_bench.evaluations.linear import LinearEvaluation, lbfgs_recipe
+from ssl_bench.evalkit.recipes import FINETUNE_FIELDS, LBFGS_FIELDS, SGD_HEAD, check_crop_sampler, crop_terms, lrs_per_256, selection
 
 VARIANTS = ("linear", "finetune")
 WHERE = "evaluation transfer"
@@ -30,16 +31,16 @@ WHERE = "evaluation transfer"
 class TransferEvaluation(Evaluation):
     name = "transfer"
     protocols = (Protocol("transfer_linear", "Transfer, linear", 50, CLASSIFICATION_METRICS, table="transfer",
-                          short="transfer"),  # BYOL Table 3, frozen encoder
+                          short="transfer", recipe_fields=LBFGS_FIELDS),  # BYOL Table 3, frozen encoder
                  Protocol("transfer_finetune", "Transfer, fine-tuned", 60, CLASSIFICATION_METRICS, table="transfer",
-                          short="finetune"))  # one per variant: f"transfer_{variant}"
+                          short="finetune", recipe_fields=FINETUNE_FIELDS))  # one per variant: f"transfer_{variant}"
     defaults = {"datasets": [], "variant": "linear",
                 # linear variant (as the `linear` evaluation)
                 "l2_range": [1e-6, 1e5], "num_l2": 45, "max_iter": 1000,
                 # finetune variant
                 "lrs": [0.01, 0.1], "weight_decays": [0.0, 1e-4], "epochs": 5, "batch_size": 256,
                 "crop_scale": [0.08, 1.0], "flip_p": 0.5,
-                "lr_batch_scaling": False}
+                "lr_batch_scaling": False, "crop_sampler": "torchvision"}
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -62,6 +63,17 @@ class TransferEvaluation(Evaluation):
         p["crop_scale"] = list(crop_scale(p["crop_scale"], f"{w}.crop_scale"))
         p["flip_p"] = v.as_float(p["flip_p"], f"{w}.flip_p", lo=0, hi=1)
         p["lr_batch_scaling"] = v.as_bool(p["lr_batch_scaling"], f"{w}.lr_batch_scaling")  # finetune.batch_scaled_lrs
+        p["crop_sampler"] = check_crop_sampler(p["crop_sampler"], f"{w}.crop_sampler")
+
+    def recipe(self, run: dict[str, Any]) -> dict[str, Any]:
+        p = self.params
+        if p["variant"] == "linear":
+            return lbfgs_recipe(p)
+        grid = len(p["lrs"]) * len(p["weight_decays"])
+        return {"optimizer": SGD_HEAD, "schedule": "cosine", "budget": f"{p['epochs']} epochs",
+                "batch_size": p["batch_size"], "weight_decays": list(p["weight_decays"]),
+                "lrs_per_256": lrs_per_256(p["lrs"], p["batch_size"], p["lr_batch_scaling"]),
+                "select": selection(grid), "train_on": "train", **crop_terms(p)}
 
     @property
     def protocol(self) -> str:
@@ -92,7 +104,7 @@ class TransferEvaluation(Evaluation):
         select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"  # map11 when multi-label
         grid = {"lr": batch_scaled_lrs(p["lrs"], p["batch_size"], p["lr_batch_scaling"]),
                 "weight_decay": p["weight_decays"], "epochs": [p["epochs"]]}
-        prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"])
+        prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"], p["crop_sampler"])
         model, chosen, curve = finetune_grid(ctx, bundle, bundle.train, grid, prep=prep, from_scratch=False,
                                              batch_size=p["batch_size"], select_by=select_by, where=WHERE)
         scores, y = predict(model, bundle.test, prep, ctx.device, p["batch_size"], ctx.num_workers)

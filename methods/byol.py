@@ -37,6 +37,8 @@ class BYOL(Method):
         "pred_hidden_dim": 4096,
         "tau_base": 0.99,  # 100/300-epoch preset [DM configs/byol.py]; 0.996 for 1000 epochs
         "concat_target_views": False,  # one target forward over both views (changes BN batch statistics)
+        # the projector's and predictor's last Linear: no bias [DM utils/networks.py:44]; true: solo-learn, lightly
+        "head_last_bias": False,
     }
     param_ranges = {"proj_hidden_dim": DIM, "proj_dim": DIM, "pred_hidden_dim": DIM, "tau_base": UNIT}
     optim = {"optimizer": "lars", "base_lr": 0.45, "weight_decay": 1e-6, "warmup_epochs": 10}  # 100-epoch [DM]
@@ -51,8 +53,9 @@ class BYOL(Method):
     def __init__(self, backbone: nn.Module, num_classes: int | None = None, **params):
         super().__init__(backbone, num_classes, **params)
         hp, dim = self.hparams, backbone.num_features
-        self.projector = BYOLHead(dim, hp["proj_hidden_dim"], hp["proj_dim"])
-        self.predictor = BYOLHead(hp["proj_dim"], hp["pred_hidden_dim"], hp["proj_dim"])
+        bias = bool(hp["head_last_bias"])
+        self.projector = BYOLHead(dim, hp["proj_hidden_dim"], hp["proj_dim"], last_bias=bias)
+        self.predictor = BYOLHead(hp["proj_dim"], hp["pred_hidden_dim"], hp["proj_dim"], last_bias=bias)
         self.target_backbone = copy.deepcopy(backbone)
         self.target_projector = copy.deepcopy(self.projector)
         set_requires_grad(self.target_backbone, False)

@@ -10,6 +10,13 @@ Algorithm box:
       logits = [q.k | q.queue^T] / T,  loss = cross-entropy with the positive at index 0
       enqueue gather(k) after the loss, replacing the oldest keys (FIFO; K divisible by the global batch)
   after each optimizer step: key <- m * key + (1 - m) * query, constant m = 0.999
+
+Not implemented: MoCo's shuffle-BN (keys encoded with the batch shuffled across GPUs, so a key's BN statistics
+are not those of its query's images [MoCo main_moco.py / builder.py _batch_shuffle_ddp]). With several devices
+and `pretrain.sync_bn` the key encoder normalises over the global batch instead (SimCLR's global-BN remedy);
+on one device, or without sync_bn, a warning says the batch statistics may leak (batch_norm_warning).
+The online linear head (pretrain.online_linear) sees view 1 only: view 2 goes through the key encoder alone
+(solo-learn's symmetric MoCo V2+ runs the query encoder on both views, so its head sees both).
 """
 from __future__ import annotations
 
@@ -51,6 +58,15 @@ class MoCoV2(Method):
     augmentation = {"views": [MOCO_V2_VIEW, MOCO_V2_VIEW]}
     # [MoCo main_moco.py, MoCo v2 Table 1]: the defaults above are its recipe (200 and 800 epochs), at batch 256
     presets = {"moco_v2-imagenet": Preset(256, "MoCo main_moco.py + MoCo v2 Table 1")}
+
+    @classmethod
+    def batch_norm_warning(cls, world_size: int, sync_bn: bool) -> str | None:
+        if world_size > 1 and sync_bn:
+            return None
+        where = "on one device" if world_size == 1 else f"on {world_size} devices without pretrain.sync_bn"
+        return (f"moco_v2 {where}: MoCo's shuffle-BN is not implemented, so the key encoder's BN statistics "
+                "come from the same images as the queries' (the leak shuffle-BN prevents); with several devices, "
+                "pretrain.sync_bn: true normalises over the global batch instead")
 
     def __init__(self, backbone: nn.Module, num_classes: int | None = None, **params: Any):
         super().__init__(backbone, num_classes, **params)

@@ -1,7 +1,9 @@
 """The evaluation contract: a frozen encoder and datasets in, result rows out."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 import torch
@@ -63,6 +65,8 @@ class EvalContext:
     # progress(desc, total, unit) -> ProgressTask: a bar per phase (feature extraction, probe sweep, fine-tune
     # epochs) on a terminal, a line per phase in logs, nothing under --quiet (engine/progress.py)
     progress: Callable[..., ProgressTask] = no_progress
+    # the run's resolved config (run.json's "config": method, pretrain options such as knn_monitor, seed, ...)
+    run_config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,10 @@ class Protocol:
     the metrics its rows carry, the first one being the headline. `table` names the preset table of
     `ssl-bench table` that shows it: "linear" (BYOL Table 1), "knn", "semi" (Table 2: label-fraction columns),
     "transfer" (Table 3: one column per dataset), or "" for "Other evaluations". `short` names its columns in
-    the end-of-run summary (default: the name). Published rows may use any declared protocol name."""
+    the end-of-run summary (default: the name). Published rows may use any declared protocol name.
+    `recipe_fields` name the terms of its evaluation recipe (what `Evaluation.recipe` returns for it, and what a
+    published row of this protocol states in its `recipe` column): a delta against a published row is printed
+    only when every field it states is equal to ours (ssl_bench.report.tables.reference)."""
 
     name: str
     label: str
@@ -82,6 +89,7 @@ class Protocol:
     metrics: tuple[str, ...] = ("top1", "top5")
     table: str = ""
     short: str = ""
+    recipe_fields: tuple[str, ...] = ()
 
 
 class Evaluation:
@@ -110,3 +118,43 @@ class Evaluation:
 
     def evaluate(self, ctx: EvalContext) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def recipe(self, run: dict[str, Any]) -> dict[str, Any] | None:
+        """The evaluation recipe of its rows: the protocol parameters that change the number (epochs, lr grid,
+        batch, refit, k, ...), keyed by its protocol's `recipe_fields`; `run` is the run's config (ctx.run_config).
+        None (the default): no recipe, so no published row is ever subtracted from these rows. A row may carry
+        its own `recipe` (one that needs what evaluate learned); the others get this one."""
+        return None
+
+
+UNSTATED = "?"  # a recipe field a published source does not state (never compared, named under the table)
+
+
+def canonical_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A recipe with numbers as floats (10 significant digits), tuples as lists: what ids hash and matches compare."""
+    def norm(v: Any) -> Any:
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            return v
+        if isinstance(v, (int, float)):
+            return float(f"{float(v):.10g}")
+        if isinstance(v, (list, tuple)):
+            return [norm(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): norm(x) for k, x in sorted(v.items())}
+        return str(v)
+
+    return {str(k): norm(v) for k, v in sorted(recipe.items())}
+
+
+def recipe_id(recipe: dict[str, Any]) -> str:
+    """A short id of a recipe (8 hex digits of the sha256 of its canonical JSON): equal recipes, equal ids."""
+    blob = json.dumps(canonical_recipe(recipe), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def with_recipe(rows: list[dict[str, Any]], recipe: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The rows, each carrying `recipe` (its own if it set one, else the evaluation's); failed rows none."""
+    if recipe is None:
+        return rows
+    return [r if "recipe" in r or r.get("status", "ok") == "failed" else {**r, "recipe": dict(recipe)}
+            for r in rows]

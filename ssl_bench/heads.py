@@ -53,10 +53,12 @@ def _hidden(d_in: int, d_out: int, bias: bool = True) -> Block:
 
 
 class BYOLHead(MLPHead):
-    """BYOL projector and predictor [BYOL 3.3]: Linear(d, h) -> BN -> ReLU -> Linear(h, out)."""
+    """BYOL projector and predictor [BYOL 3.3]: Linear(d, h) -> BN -> ReLU -> Linear(h, out), the last Linear
+    without a bias as [DM utils/networks.py:41-44] (hk.Linear with_bias=False); `last_bias=True` is solo-learn's
+    and lightly's head (solo/methods/byol.py, lightly heads.py ProjectionHead: a bias where no BN follows)."""
 
-    def __init__(self, in_dim: int, hidden_dim: int = 4096, out_dim: int = 256):
-        super().__init__([_hidden(in_dim, hidden_dim), Block(hidden_dim, out_dim)])
+    def __init__(self, in_dim: int, hidden_dim: int = 4096, out_dim: int = 256, last_bias: bool = False):
+        super().__init__([_hidden(in_dim, hidden_dim), Block(hidden_dim, out_dim, bias=last_bias)])
 
 
 class SimCLRHead(MLPHead):

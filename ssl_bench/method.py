@@ -135,6 +135,12 @@ class Method(nn.Module):
     def optim_recipe(cls) -> dict[str, Any]:
         return {**OPTIM_DEFAULTS, **cls.optim}
 
+    @classmethod
+    def batch_norm_warning(cls, world_size: int, sync_bn: bool) -> str | None:
+        """One line the engine prints before training when this method's recipe needs batch-norm statistics it
+        will not get here (MoCo v2's shuffle-BN); None: nothing to say."""
+        return None
+
 
 def cosine_momentum(base: float, step: int, total_steps: int, final: float = 1.0) -> float:
     """BYOL/MoCo v3 schedule: tau_k = final - (final - base) * (cos(pi k / K) + 1) / 2."""

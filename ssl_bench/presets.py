@@ -70,6 +70,25 @@ def departures(name: str, preset: Preset, epochs: int, batch_size: int, field: s
     return lines
 
 
+def unset_preset_warning(cls: type, method: str, epochs: Any, resolved: dict[str, Any], given: set[str],
+                         field: str) -> str | None:
+    """Without `preset:`, one line when the method's paper preset for this epoch count differs from what the run
+    uses in a field the suite did not set itself (BYOL at 1000 epochs silently gets the 100-epoch lr, weight
+    decay and tau otherwise). None when there is no such preset or nothing differs."""
+    presets: dict[str, Preset] = getattr(cls, "presets", {}) or {}
+    for key, preset in presets.items():
+        if preset.epochs is None or preset.epochs != epochs:
+            continue
+        differ = {k: v for k, v in {**preset.params, **preset.optim}.items() if k not in given and resolved.get(k) != v}
+        if differ:
+            ours = ", ".join(f"{k} {resolved.get(k)}" for k in differ)
+            theirs = ", ".join(f"{k} {v}" for k, v in differ.items())
+            return (f"{field}.preset is not set, so {method} at {epochs} epochs runs its defaults ({ours}); its "
+                    f"{epochs}-epoch paper preset '{key}' [{preset.source}] has {theirs}: set {field}.preset: "
+                    f"paper to use it, or set these values in {field}.params / optim to keep them without this warning")
+    return None
+
+
 def apply_preset(cls: type, method: str, given: Any, epochs: int, batch_size: int, field: str,
                  epochs_field: str) -> tuple[str | None, Preset]:
     """Resolve a suite entry's `preset` and print a warning line for each departure from its budget."""

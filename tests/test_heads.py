@@ -21,7 +21,10 @@ def _describe(m: nn.Module) -> list[tuple]:
 
 @pytest.mark.parametrize("head, expected", [
     # [BYOL 3.3]: Linear(d, h) -> BN -> ReLU -> Linear(h, out)
-    (BYOLHead(8, 16, 4), [("linear", 8, 16, True), ("bn", 16, True), ("relu",), ("linear", 16, 4, True)]),
+    # [DM utils/networks.py:41-44]: hk.Linear(with_bias=True), BN, relu, hk.Linear(with_bias=False)
+    (BYOLHead(8, 16, 4), [("linear", 8, 16, True), ("bn", 16, True), ("relu",), ("linear", 16, 4, False)]),
+    (BYOLHead(8, 16, 4, last_bias=True), [("linear", 8, 16, True), ("bn", 16, True), ("relu",),
+                                          ("linear", 16, 4, True)]),  # solo-learn's and lightly's
     (SimCLRHead(8, 16, 4), [("linear", 8, 16, True), ("bn", 16, True), ("relu",), ("linear", 16, 4, True)]),
     # MoCo v2: no BN in the head
     (MoCoV2Head(8, 16, 4), [("linear", 8, 16, True), ("relu",), ("linear", 16, 4, True)]),

@@ -169,7 +169,8 @@ def test_official_subset_file_may_name_images_the_holdout_took(imagenet, tmp_pat
                                               epochs=[1], batch_size=4).evaluate(folder_ctx)
     e = rows[0]["extra"]
     assert e["n_labelled"] == len(named) and e["n_val"] == len(b.val) - 2
-    assert rows[0]["label_fraction"] == pytest.approx(len(named) / (len(b.train) + len(b.val)))
+    assert rows[0]["label_fraction"] == 0.01  # nominal: SimCLR's file name, never the realised share below
+    assert e["labelled_share"] == pytest.approx(len(named) / (len(b.train) + len(b.val)))
     saved = subset_from_file(e["subset_file"], pool.paths, len(pool))  # the audit file names the same images
     assert torch.equal(saved, idx)
 
@@ -209,7 +210,8 @@ def test_imagenet_layout_suite_end_to_end(imagenet, tmp_path):
     suite = tmp_path / "suite.yaml"
     suite.write_text(f"""
 name: imagenet-layout
-datasets: [{{name: image_folder, image_size: 16, params: {{path: '{imagenet}', load_size: 16, val_fraction: 0.25}}}}]
+datasets: [{{name: image_folder, label: imagenet, image_size: 16,
+            params: {{path: '{imagenet}', load_size: 16, val_fraction: 0.25}}}}]
 backbones: [{{name: resnet18, kwargs: {{channels: [8, 8, 8, 8], stem_width: 8}}}}]
 methods: [{{name: simclr, params: {{proj_hidden_dim: 16, proj_dim: 8}}}}]
 pretrain: {{epochs: 1, batch_size: 8, amp: off, num_workers: 0}}
@@ -228,5 +230,14 @@ output: {{table: false, report: false}}
     assert split["pretrain"]["size"] == len(b.train) + len(b.val)  # pretraining saw the val hold-out too
     sgd = next(r for r in recs if r["protocol"] == "linear_sgd")["extra"]
     assert sgd["refit_on_train_val"] and sgd["lr_used"] == sgd["lr"] * 8 / 256
-    semi = next(r for r in recs if r["protocol"] == "semi_supervised")["extra"]
-    assert semi["n_val"] == len(b.val) - 1  # the listed held-out image chooses no hyperparameter
+    semi = next(r for r in recs if r["protocol"] == "semi_supervised")
+    assert semi["extra"]["n_val"] == len(b.val) - 1  # the listed held-out image chooses no hyperparameter
+    # the folder is recorded under its label, with what it held; every row carries its evaluation recipe
+    assert {(r["pretrain_dataset"], r["eval_dataset"]) for r in recs} == {("imagenet", "imagenet")}
+    manifest = json.loads(next((out / "runs").glob("*/run.json")).read_text())["split_info"]["manifest"]
+    assert manifest["images"] == {"train": len(b.train) + len(b.val), "val": len(b.test)}
+    assert {r["dataset_manifest"] for r in recs} == {manifest["id"]} and manifest["classes"] == b.num_classes
+    assert semi["label_fraction"] == 0.01 and semi["recipe"]["subset"].startswith("file sha256 ")
+    assert all(r["recipe_id"] and len(r["recipe_id"]) == 8 for r in recs)
+    assert sgd["refit_on_train_val"] and next(r for r in recs if r["protocol"] == "linear_sgd")["recipe"][
+        "lrs_per_256"] == [0.1, 0.05]

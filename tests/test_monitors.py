@@ -75,7 +75,7 @@ def test_training_is_bit_identical_with_both_monitors_on_and_a_kill_between(pair
     assert a["model"].keys() == b["model"].keys()
     for key, value in a["model"].items():  # encoder, heads, EMA target and BN statistics alike
         assert torch.equal(value, b["model"][key]), key
-    assert "online_linear" not in a and set(b["online_linear"]) == {"head", "optimizer"}
+    assert "online_linear" not in a and set(b["online_linear"]) == {"head", "optimizer", "views_per_image"}
     losses = [[r["loss"] for r in metrics(pair["run"][k])] for k in ("plain", "watched")]
     assert losses[0] == losses[1]
     knn = [{r["metric"]: r["value"] for r in records(pair[k]) if r["protocol"] == "knn"} for k in ("plain", "watched")]
@@ -112,6 +112,11 @@ def test_online_linear_rows_on_the_test_split(pair):
     assert set(rows) == {"top1", "top5"}
     assert all(r["status"] == "ok" and 0 <= r["value"] <= 100 for r in rows.values())
     assert rows["top1"]["extra"]["n_test"] == len(create_dataset("digits").test)
+    # its recipe, as the run recorded it: BYOL's online encoder ran on both views; the suite's head lr
+    assert rows["top1"]["recipe"] == {"optimizer": "sgd", "classifier_lr_per_256": 0.1, "weight_decay": 0.0,
+                                      "schedule": "as pretraining", "views": 2, "split": "test"}
+    knn_max = next(r for r in records(pair["watched"]) if r["protocol"] == "knn_max")
+    assert (knn_max["recipe"]["split"], knn_max["recipe"]["n_eval"], knn_max["recipe"]["every"]) == ("val", 200, 2)
 
 
 def test_untrained_baseline_knn_max_is_its_one_point_curve_and_online_linear_does_not_apply(tmp_path):

@@ -215,37 +215,79 @@ def test_check_rejects_malformed_rows(pub):
 
 # --- deltas never cross protocols or settings ------------------------------------------------------------------
 
-# (method, backbone, pretrain data, protocol, eval data, metric, label fraction, epochs, value): one record each, of
-# every protocol, some in the setting of a published row and some not (another protocol, other epochs).
+# Evaluation recipes our records carry, as the evaluation plugins write them (Evaluation.recipe) for the params
+# named here: the paper's protocols as the ImageNet suite states them, and the plugins' CPU defaults.
+BYOL_LINEAR = dict(epochs=80, batch_size=1024, lrs=[0.4, 0.3, 0.2, 0.1, 0.05], lr_batch_scaling=True,
+                   crop_sampler="deepmind")
+BYOL_SEMI = dict(fractions=[0.01], lrs=[0.005, 0.01, 0.02, 0.05, 0.1], epochs=[30, 50], batch_size=1024,
+                 lr_batch_scaling=True, crop_sampler="deepmind")
+SIMCLR_1PCT = "file sha256 71e82a48ba78"  # what SimCLR's 1percent.txt records (its sha256, the suites' header)
+
+
+def _recipes() -> dict[str, dict]:
+    from ssl_bench.evaluations.knn import KNNEvaluation
+    from ssl_bench.evaluations.knn_max import KnnMaxEvaluation
+    from ssl_bench.evaluations.linear import LinearEvaluation
+    from ssl_bench.evaluations.linear_sgd import LinearSGDEvaluation
+    from ssl_bench.evaluations.online_linear import OnlineLinearEvaluation
+    from ssl_bench.evaluations.semi_supervised import SemiSupervisedEvaluation
+
+    monitor = {"knn_monitor": {"every": 1, "k": 200, "temperature": 0.1, "val_size": 1000, "bank_size": None}}
+    semi = SemiSupervisedEvaluation(**BYOL_SEMI).recipe({"seed": 0})
+    return {"lbfgs": LinearEvaluation().recipe({}), "sgd_paper": LinearSGDEvaluation(**BYOL_LINEAR).recipe({}),
+            "sgd_default": LinearSGDEvaluation().recipe({}), "knn": KNNEvaluation().recipe({}),
+            "knn_max": KnnMaxEvaluation().recipe(monitor), "semi_paper": {**semi, "subset": SIMCLR_1PCT},
+            "online": OnlineLinearEvaluation().recipe({"online_linear": {"base_lr": 0.1}}, views=2)}
+
+
+# (method, backbone, pretrain data, protocol, eval data, metric, label fraction, epochs, value, recipe): one record
+# each, of every protocol, some in the setting and recipe of a published row and some not (another protocol,
+# other epochs, another recipe).
 OURS = [
-    ("byol", "resnet50", "imagenet", "linear", "imagenet", "top1", None, 1000, 70.0),  # only linear_sgd is published
-    ("byol", "resnet50", "imagenet", "linear_sgd", "imagenet", "top1", None, 1000, 73.0),  # BYOL Table 1: 74.3
-    ("moco_v2", "resnet50", "imagenet", "linear_sgd", "imagenet", "top1", None, 200, 66.0),  # MoCo v2: 67.5
-    ("simclr", "resnet50", "imagenet", "linear_sgd", "imagenet", "top1", None, 100, 60.0),  # published: 1000 ep
-    ("byol", "resnet18", "cifar10", "knn", "cifar10", "top1", None, 800, 89.0),  # lightly reports knn_max
-    ("byol", "resnet18", "cifar10", "knn_max", "cifar10", "top1", None, 800, 90.0),  # lightly: 91.0
-    ("simclr", "resnet18", "cifar10", "knn_max", "cifar10", "top1", None, 200, 80.0),  # lightly: 800 ep
-    ("byol", "resnet18", "cifar10", "online_linear", "cifar10", "top1", None, 1000, 92.0),  # solo-learn: 92.58
-    ("byol", "resnet18", "cifar10", "linear", "cifar10", "top1", None, 1000, 91.0),  # solo-learn is online
-    ("byol", "resnet50", "imagenet", "semi_supervised", "imagenet", "top1", 0.01, 1000, 50.0),  # BYOL Table 2: 53.2
-    ("byol", "resnet50", "imagenet", "transfer_linear", "food101", "top1", None, 1000, 74.0),  # BYOL Table 3: 75.3
-    ("supervised", "resnet50", "imagenet", "transfer_linear", "food101", "top1", None, 90, 70.0),  # no epochs there
+    ("byol", "resnet50", "imagenet", "linear", "imagenet", "top1", None, 1000, 70.0, "lbfgs"),  # Table 1 is SGD
+    ("byol", "resnet50", "imagenet", "linear_sgd", "imagenet", "top1", None, 1000, 73.0, "sgd_paper"),  # 74.3
+    ("moco_v2", "resnet50", "imagenet", "linear_sgd", "imagenet", "top1", None, 200, 66.0, "sgd_default"),  # lr 30
+    ("simclr", "resnet50", "imagenet", "linear_sgd", "imagenet", "top1", None, 100, 60.0, "sgd_paper"),  # 1000 ep
+    ("byol", "resnet18", "cifar10", "knn", "cifar10", "top1", None, 800, 89.0, "knn"),  # lightly reports knn_max
+    ("byol", "resnet18", "cifar10", "knn_max", "cifar10", "top1", None, 800, 90.0, "knn_max"),  # val, not test
+    ("simclr", "resnet18", "cifar10", "knn_max", "cifar10", "top1", None, 200, 80.0, "knn_max"),  # lightly: 800 ep
+    ("byol", "resnet18", "cifar10", "online_linear", "cifar10", "top1", None, 1000, 92.0, "online"),  # solo: LARS
+    ("byol", "resnet18", "cifar10", "linear", "cifar10", "top1", None, 1000, 91.0, "lbfgs"),  # solo-learn is online
+    ("byol", "resnet50", "imagenet", "semi_supervised", "imagenet", "top1", 0.01, 1000, 50.0, "semi_paper"),  # 53.2
+    ("byol", "resnet50", "imagenet", "transfer_linear", "food101", "top1", None, 1000, 74.0, "lbfgs"),  # 75.3
+    ("supervised", "resnet50", "imagenet", "transfer_linear", "food101", "top1", None, 90, 70.0, "lbfgs"),  # no ep
 ]
-# The cells that have a published row of exactly their protocol and setting, and that row's number.
-EXPECTED_DELTAS = {("byol", "linear_sgd", "imagenet"): 74.3, ("moco_v2", "linear_sgd", "imagenet"): 67.5,
-                   ("byol", "knn_max", "cifar10"): 91.0, ("byol", "online_linear", "cifar10"): 92.58,
-                   ("byol", "semi_supervised", "imagenet"): 53.2, ("byol", "transfer_linear", "food101"): 75.3}
+# The cells that have a published row of exactly their protocol, setting and recipe, and that row's number.
+EXPECTED_DELTAS = {("byol", "linear_sgd", "imagenet"): 74.3, ("byol", "semi_supervised", "imagenet"): 53.2,
+                   ("byol", "transfer_linear", "food101"): 75.3}
 KEYS = ("method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "metric", "label_fraction", "epochs")
+
+
+def _record(r: tuple, recipes: dict) -> dict:
+    return dict(zip(KEYS + ("value",), r[:9]), seed=0, status="ok", suite="t", run_id=f"{r[0]}-{r[1]}-{r[7]}",
+                eval_key=f"{r[3]}:{r[4]}", recipe=recipes[r[9]])
 
 
 @pytest.fixture
 def mixed(tmp_path):
     import json
 
-    lines = [dict(zip(KEYS + ("value",), r), seed=0, status="ok", suite="t", run_id=f"{r[0]}-{r[1]}-{r[7]}",
-                  eval_key=f"{r[3]}:{r[4]}") for r in OURS]
+    recipes = _recipes()
+    lines = [_record(r, recipes) for r in OURS]
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     return str(tmp_path)
+
+
+def _same_recipe(ours: dict, stated: dict) -> bool:
+    """Every field the source states equals ours (numbers as floats), written out here independently."""
+    def same(a, b):
+        if isinstance(a, list) or isinstance(b, list):
+            return isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(map(same, a, b))
+        if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, str) or isinstance(b, str):
+            return a == b
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+
+    return set(ours) == set(stated) and all(v == "?" or same(ours[k], v) for k, v in stated.items())
 
 
 def _setting_of(line: pd.Series, frame: pd.DataFrame) -> dict:
@@ -273,6 +315,7 @@ def test_deltas_only_between_rows_of_one_protocol_and_setting(mixed, pub):
         same = pub
         for key in KEYS:  # the published row must agree on every field, the protocol first of all
             same = same[same[key].isna()] if rec[key] is None or pd.isna(rec[key]) else same[same[key] == rec[key]]
+        same = same[[isinstance(r, dict) and _same_recipe(rec["recipe"], r) for r in same["recipe"]]]
         assert len(same) == 1, rec
         assert line["delta"] == pytest.approx(line["mean"] - same["value"].iloc[0])
         found[(rec["method"], rec["protocol"], rec["eval_dataset"])] = same["value"].iloc[0]
@@ -292,13 +335,18 @@ def test_reference_rows_are_marked_and_name_their_protocol(mixed):
     lin = text.split("### Linear evaluation")[1].split("###")[0]
     header = next(ln for ln in lin.splitlines() if ln.startswith("| Method"))
     assert "Δ Linear (SGD) Top-1" in header and "Δ Linear Top-1" not in header
-    assert "Δ Linear (online) Top-1" in header  # solo-learn's 92.58 against our online head only
+    assert "Δ Linear (online) Top-1" not in header  # solo-learn's head is LARS-adapted, ours plain SGD
+    assert "optimizer (ours sgd, reported lars)" in lin  # the note names the field that differs
     simclr = next(ln for ln in lin.splitlines() if ln.startswith("| simclr (reported"))
     assert simclr.split("|")[1].strip().endswith("‡")  # 1000 ep published, 100 ep ours: a reference row
     assert "Linear (SGD) (`linear_sgd`)" in lin and "80 ep" in lin  # the note names its protocol and recipe
+    moco = next(ln for ln in lin.splitlines() if ln.startswith("| moco_v2 (reported") and "| 200 ep" in ln)
+    assert moco.split("|")[1].strip().endswith("‡")  # our default 20-epoch grid, MoCo's lincls lr 30
+    assert "lrs_per_256 (ours [0.4, 0.1, 0.02], reported [30])" in lin
     knn = text.split("### k-nearest-neighbour")[1].split("###")[0]
-    assert "Δ kNN (max over epochs) Top-1" in knn and "Δ kNN Top-1" not in knn
+    assert "Δ" not in next(ln for ln in knn.splitlines() if ln.startswith("| Method"))  # val subset vs test
     assert "kNN (max over epochs) (`knn_max`)" in knn and "MAXIMUM" in knn
+    assert "split (ours val, reported test)" in knn and "n_eval (ours 1000, reported 10000)" in knn
     transfer = text.split("### Transfer, linear")[1].split("###")[0]
     sup = next(ln for ln in transfer.splitlines() if ln.startswith("| supervised (reported"))
     assert sup.split("|")[1].strip().endswith("‡")  # Supervised-IN states no epochs: no delta against our 90
@@ -320,7 +368,7 @@ def test_a_batch_size_our_records_state_must_match_too(tmp_path, batch, has_delt
 
     from ssl_bench.report.tables import load_results, table_frame
 
-    rec = dict(zip(KEYS + ("value",), OURS[1]), seed=0, status="ok", run_id="r", eval_key="k", batch_size=batch)
+    rec = {**_record(OURS[1], _recipes()), "batch_size": batch}
     (tmp_path / "results.jsonl").write_text(json.dumps(rec) + "\n")
     tidy = table_frame(load_results([str(tmp_path)]), layout="linear", with_published=True)
     ours = tidy[~tidy["reported"].astype(bool)].iloc[0]

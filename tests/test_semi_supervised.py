@@ -85,8 +85,11 @@ def test_subset_file_on_image_folder(ctx, tmp_path):
     rows = ev.evaluate(folder_ctx)
     assert [r["metric"] for r in rows] == ["top1"]  # 3 classes: no top-5
     e = rows[0]["extra"]
-    # a subset file's share is of the whole train listing: train + the val hold-out carved from it
-    assert rows[0]["label_fraction"] == pytest.approx(len(names) / (len(bundle.train) + len(bundle.val)))
+    # the row keys on the nominal fraction the file stands for (SimCLR's name); the realised share is of the whole
+    # train listing: train + the val hold-out carved from it
+    assert rows[0]["label_fraction"] == 0.01
+    assert e["labelled_share"] == pytest.approx(len(names) / (len(bundle.train) + len(bundle.val)))
+    assert e["n_labelled"] == len(names)
     assert e["channel_adaptation"] == "luminance to 1 channel"
     saved = subset_from_file(e["subset_file"], bundle.train.paths, len(bundle.train))
     assert [bundle.train.paths[i].rsplit("/", 1)[-1] for i in saved] == sorted(names)

@@ -60,7 +60,13 @@ def test_imagenet_suites_run_the_deepmind_recipe(epochs, lr, wd, tau, offline_ho
     assert s.datasets[0].params["eval_crop"] == 0.875 and s.datasets[0].params["pretrain_on_val"] is True
     assert round(s.datasets[0].params["val_fraction"] * 1281167) == 10000  # [DM] Split.VALID
     evals = {e.name: e.params for e in s.evaluations}
-    assert evals["linear_sgd"]["epochs"] == 80 and evals["linear_sgd"]["refit"] is True
+    # the paper's protocol: heads on TRAIN, one chosen on VALID [DM README.md:92-98]; lrs per 256 images
+    assert evals["linear_sgd"]["epochs"] == 80 and evals["linear_sgd"]["refit"] is False
+    assert s.datasets[0].label == "imagenet" and s.backbones[0].kwargs["zero_init_last"] is False
+    assert all(v["crop_sampler"] == "deepmind" for v in m.views)
+    semis = [e.params for e in s.evaluations if e.name == "semi_supervised"]
+    assert [e["subset_fraction"] for e in semis] == [0.01, 0.1]
+    assert evals["linear_sgd"]["lr_batch_scaling"] and all(e["lr_batch_scaling"] for e in semis)
     subsets = [e.params["subset_file"] for e in s.evaluations if e.name == "semi_supervised"]
     assert [Path(f).name for f in subsets] == ["1percent.txt", "10percent.txt"]
     assert len(evals["transfer"]["datasets"]) == 12

@@ -15,6 +15,7 @@ from scipy import stats as sps
 
 from ssl_bench.cli.main import main
 from ssl_bench.errors import UserError
+from ssl_bench.evaluations.linear import LinearEvaluation
 from ssl_bench.report.tables import load_results, render, summary_table, table_frame
 from ssl_bench.report.tables import aggregate
 from ssl_bench.report.tables.uncertainty import Uncertainty
@@ -52,10 +53,12 @@ def fixture_records() -> list[dict]:
     for s, (a, b) in enumerate([(50.0, 66.0), (52.0, 70.0)]):
         recs += [rec("byol", "semi_supervised", "top1", a, s, label_fraction=0.01),
                  rec("byol", "semi_supervised", "top1", b, s, label_fraction=0.1)]
-    recs += [rec("byol", "transfer_linear", "top1", 75.0, 0, eval_dataset="food101"),
-             rec("byol", "transfer_linear", "top1", 55.0, 0, eval_dataset="fgvc_aircraft"),
-             rec("byol", "transfer_linear", "mean_per_class", 58.0, 0, eval_dataset="fgvc_aircraft"),
-             rec("simclr", "transfer_linear", "top1", 70.0, 0, eval_dataset="food101")]
+    # the recipe the transfer evaluation records with its defaults (BYOL Table 3's L-BFGS protocol)
+    lbfgs = {"recipe": LinearEvaluation().recipe({})}
+    recs += [rec("byol", "transfer_linear", "top1", 75.0, 0, eval_dataset="food101", **lbfgs),
+             rec("byol", "transfer_linear", "top1", 55.0, 0, eval_dataset="fgvc_aircraft", **lbfgs),
+             rec("byol", "transfer_linear", "mean_per_class", 58.0, 0, eval_dataset="fgvc_aircraft", **lbfgs),
+             rec("simclr", "transfer_linear", "top1", 70.0, 0, eval_dataset="food101", **lbfgs)]
     return recs
 
 
@@ -233,7 +236,7 @@ def test_published_rows_beside_another_protocol_are_references_without_delta(df)
     assert not any(h.startswith("Δ") for h in t["byol"])  # no delta column at all
     assert t["moco_v2 (reported, Linear (SGD), 200 ep, batch 256) [3]‡"]["Top-1"] == "67.5"
     assert "Backbone" in t["byol"]  # resnet200_2x rows differ from ours in backbone
-    assert "‡: reported with a protocol or setting that none of our rows here shares" in text
+    assert "‡: reported with a protocol, setting or evaluation recipe that none of our rows here shares" in text
 
 
 def test_published_rows_of_the_same_setting_get_a_delta(df):
@@ -408,7 +411,7 @@ def _write_evidence(folder, run: str, hits: np.ndarray, labels: np.ndarray) -> s
 
 def _bootstrap_means(hits: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     """Each method's top-1 on the same resamples of the test images, directly (numpy indexing)."""
-    from ssl_bench.report import stats
+    from ssl_bench.report.html import stats
     rng, out = np.random.default_rng(stats.BOOTSTRAP_SEED), {m: [] for m in hits}
     for _ in range(0, stats.BOOTSTRAP_RESAMPLES, stats.BOOTSTRAP_CHUNK):
         idx = rng.integers(0, n, (stats.BOOTSTRAP_CHUNK, n))

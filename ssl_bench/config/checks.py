@@ -45,14 +45,25 @@ def check_eval_dataset_names(params: dict[str, Any], field: str) -> None:
         v.as_safe_name(name, where)
 
 
+def check_dataset_loader(name: str, field: str) -> None:
+    """A dataset that published rows name but that has no loader (ImageNet) is read as a labelled image_folder."""
+    from ssl_bench.registry import DATASET_INFO, DATASETS
+
+    if isinstance(name, str) and name not in DATASETS and name in DATASET_INFO:
+        raise v.fail(field, name, f"a dataset with a loader; '{name}' has none here: read its images with "
+                                  f"`name: image_folder`, `label: {name}` and `params: {{path: ...}}`")
+
+
 def check_distinct(datasets: list[DatasetSpec], evaluations: list[EvalSpec]) -> None:
-    """A dataset twice would pretrain the same runs twice and mix their rows; an evaluation twice, its rows."""
+    """A dataset twice would pretrain the same runs twice and mix their rows; an evaluation twice, its rows.
+    Datasets are told apart by their label (two image_folder entries of different folders may both run)."""
     seen: dict[str, int] = {}
     for i, d in enumerate(datasets):
-        first = seen.setdefault(d.name, i)
+        first = seen.setdefault(d.label, i)
         if first != i:
-            raise v.fail(f"datasets[{i}].name", d.name, f"a dataset not listed before (datasets[{first}] is "
-                                                         f"'{d.name}' already)")
+            key = "label" if d.label != d.name else "name"
+            raise v.fail(f"datasets[{i}].{key}", d.label, f"a dataset not listed before (datasets[{first}] is "
+                                                          f"'{d.label}' already; give each entry its own `label`)")
     keys: dict[str, int] = {}
     for i, e in enumerate(evaluations):
         first = keys.setdefault(f"{e.name}:{json.dumps(e.params, sort_keys=True, default=str)}", i)

@@ -39,6 +39,8 @@ class RunSpec:
             **({"budget": self.method.budget} if self.method.budget else {}),
             # the content of a method's files (a released checkpoint): only when declared, ids stay otherwise
             **({"content": self.method.content} if self.method.content else {}),
+            # a dataset's label (`imagenet` for an image_folder): only when given, so other runs keep their ids
+            **({"dataset_label": self.dataset.label} if self.dataset.label != self.dataset.name else {}),
         }
 
     @property
@@ -55,7 +57,7 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return f"{self.method.label}-{self.backbone.label}-{self.dataset.name}-s{self.seed}-{self.config_hash[:8]}"
+        return f"{self.method.label}-{self.backbone.label}-{self.dataset.label}-s{self.seed}-{self.config_hash[:8]}"
 
 
 def _hashed_optim(optim: dict[str, Any]) -> dict[str, Any]:

@@ -36,9 +36,14 @@ class BackboneSpec:
 
 @dataclass
 class DatasetSpec:
-    name: str
+    name: str  # the registered loader (image_folder, cifar10, ...)
     image_size: int | None
     params: dict[str, Any]
+    # what records, tables and published rows call it (a folder of ImageNet: `imagenet`); default: the loader name
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.name
 
 
 @dataclass

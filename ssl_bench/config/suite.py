@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from ssl_bench.config.monitors import parse_knn_monitor, parse_online_linear
 from ssl_bench.errors import UserError
 from ssl_bench.config.launcher import check_launcher
 from ssl_bench.method import OPTIM_DEFAULTS
-from ssl_bench.presets import apply_preset
+from ssl_bench.presets import apply_preset, unset_preset_warning
 from ssl_bench.registry import DATASETS, EVALUATIONS, METHODS, import_plugins
 from ssl_bench.config.spec import BackboneSpec, DatasetSpec, EvalSpec, MethodSpec, Suite
 from ssl_bench.config.suite_yaml import read_suite_yaml
@@ -71,6 +72,12 @@ def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
     optim = v.override({**cls.optim_recipe(), **preset.optim}, pretrain["optim"], "pretrain.optim")
     optim = v.override(optim, d.get("optim"), f"{field}.optim")
     _check_optim(optim, f"{field}.optim")
+    given = set(v.as_dict(d.get("params"), f"{field}.params")) | set(pretrain["optim"]) | \
+        set(v.as_dict(d.get("optim"), f"{field}.optim"))
+    unset = unset_preset_warning(cls, name, epochs, {**params, **optim}, given, field) \
+        if preset_name is None and budget is None else None
+    if unset:
+        print(f"warning: {unset}", file=sys.stderr)
     views = cls.view_recipes(params)
     aug = v.as_dict(d.get("augment"), f"{field}.augment")
     view_keys = [f"view{i + 1}" for i in range(len(views))]
@@ -146,9 +153,12 @@ def _pretrained_weights(d: dict, field: str) -> dict[str, Any]:
 def _dataset(item: Any, field: str) -> DatasetSpec:
     from ssl_bench.data.datasets import dataset_params
 
-    name, d = _entry(item, field, ["image_size", "params"])
+    name, d = _entry(item, field, ["image_size", "params", "label"])
+    checks.check_dataset_loader(name, f"{field}.name")
     loader = DATASETS.get(name, where=f"{field}.name")
     v.as_safe_name(name, f"{field}.name")  # a plugin may register any string; it becomes part of run folders
+    # the name records, tables and published rows use (e.g. `imagenet` for an image_folder of ImageNet)
+    label = v.as_safe_name(d.get("label", name), f"{field}.label" if "label" in d else f"{field}.name")
     size = d.get("image_size")
     if size is not None:
         size = v.as_int(size, f"{field}.image_size", 4, 1024)
@@ -158,7 +168,7 @@ def _dataset(item: Any, field: str) -> DatasetSpec:
     check = getattr(loader, "check_params", None)  # a dataset's own cheap checks (image_folder's folders)
     if check is not None:
         check(params, f"{field}.params")
-    return DatasetSpec(name, size, params)
+    return DatasetSpec(name, size, params, label)
 
 
 def _evaluation(item: Any, field: str) -> EvalSpec:

@@ -162,8 +162,8 @@ def _register(name: str) -> Callable[..., DatasetBundle]:
 
 
 # The 12 transfer datasets of BYOL Table 3 in its column order (Food, C10, C100, Birds, SUN, Cars, Air, VOC, DTD,
-# Pets, Caltech, Flowers): `order` is the column. CIFAR-10/100 (2, 3) are declared in datasets_torchvision,
-# Birdsnap, SUN397 and Cars (4-6), which have no loader here, in datasets_declared.
+# Pets, Caltech, Flowers): `order` is the column. CIFAR-10/100 (2, 3) are registered in datasets_torchvision,
+# Birdsnap, SUN397 and Cars (4-6) in datasets_kornblith (their loaders, with Kornblith's splits).
 TABLE3 = {"food101": ("Food101", 1), "fgvc_aircraft": ("Aircraft", 7), "voc2007": ("VOC2007", 8), "dtd": ("DTD", 9),
           "oxford_iiit_pet": ("Pets", 10), "caltech101": ("Caltech-101", 11), "flowers102": ("Flowers", 12)}
 for _name in SPECS:

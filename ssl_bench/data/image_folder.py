@@ -6,6 +6,7 @@ If the folder holds train/ and val/ or test/ subfolders they are the official sp
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -124,11 +125,29 @@ def load_image_folder(root: str, download: bool = False, val_fraction: float = 0
         if split in parts:
             p, y, _ = scan(parts[split], classes)
             sets[split] = ImageSet(labels=y, paths=p, **folder_set)
-    source = {"path": str(Path(os.path.expanduser(str(path)))), **{f"{k}_folder": str(v) for k, v in parts.items()}}
+    base = Path(os.path.expanduser(str(path)))
+    source = {"path": str(base), **{f"{k}_folder": str(v) for k, v in parts.items()}}
     bundle = assemble("image_folder", train=sets["train"], val=sets["val"], test=sets["test"],
                       num_classes=len(classes), val_fraction=val_fraction, test_fraction=test_fraction,
                       split_seed=split_seed, class_names=classes, source=source)
+    bundle.split_info["manifest"] = folder_manifest(base, {parts[k]: s.paths for k, s in sets.items() if s is not None},
+                                                    len(classes))
     return pretrain_on_val_holdout(bundle, pretrain_on_val, "image_folder")
+
+
+def folder_manifest(base: Path, listed: dict[Path, list[str]], num_classes: int) -> dict[str, Any]:
+    """What the folder held, so two folders given one label (ImageNet-100 has several class lists in use) are
+    never averaged or compared silently: images per split folder, classes, and the sha256 of the sorted file
+    list relative to `base` (one path per line, '/'-separated); `id` is its first 12 hex digits."""
+    rel: list[str] = []
+    images: dict[str, int] = {}
+    for folder, paths in listed.items():
+        prefix = len(str(folder)) + 1
+        top = folder.relative_to(base).as_posix()
+        images[top] = len(paths)
+        rel += [(p[prefix:] if top == "." else f"{top}/{p[prefix:]}").replace(os.sep, "/") for p in paths]
+    digest = hashlib.sha256("\n".join(sorted(rel)).encode()).hexdigest()
+    return {"id": digest[:12], "files_sha256": digest, "images": images, "classes": num_classes}
 
 
 load_image_folder.check_params = check_params  # type: ignore[attr-defined]  # run by suite validation

@@ -78,9 +78,26 @@ def _fallback_size(recipe: ViewRecipe, in_h, in_w):
             torch.where(ratio > r1, torch.round(in_h.double() * r1).long(), in_w))
 
 
+def _clamped_windows(u: torch.Tensor, v: torch.Tensor, in_h, in_w):
+    """DeepMind's crop [DM utils/dataset.py:206-233]: the first (area, ratio) draw only, w = round(sqrt(area *
+    ratio)) and h = round(sqrt(area / ratio)) clamped to the image, offsets uniform over the room left."""
+    if isinstance(in_h, int):
+        limit, area = ops.const((in_h, in_w), u.device, torch.long), in_h * in_w
+    else:
+        limit, area = torch.stack((in_h, in_w), 1), in_h * in_w
+    scaled, ratio = area * v[:, _FRAC.start], v[:, _LOG_RATIO.start].exp()
+    size = torch.stack((scaled / ratio, scaled * ratio), 1).sqrt_().round_().long()
+    size = torch.minimum(size.clamp_min(1), limit)
+    room = limit - size
+    return torch.minimum((u[:, _TOP_LEFT] * (room + 1)).long(), room), size
+
+
 def _crop_windows(u: torch.Tensor, v: torch.Tensor, recipe: ViewRecipe, in_h, in_w):
-    """RandomResizedCrop.get_params, vectorized: the first of 10 tries that fits, else a center crop.
-    Height and width are handled as one B x 2 pair. Returns (top, left) and (height, width), long B x 2."""
+    """RandomResizedCrop.get_params, vectorized: the first of 10 tries that fits, else a center crop (or, with
+    crop_sampler "deepmind", _clamped_windows). Height and width are handled as one B x 2 pair. Returns (top,
+    left) and (height, width), long B x 2."""
+    if recipe.crop_sampler == "deepmind":
+        return _clamped_windows(u, v, in_h, in_w)
     fh, fw = _fallback_size(recipe, in_h, in_w)
     if isinstance(in_h, int):
         limit, area = ops.const((in_h, in_w), u.device, torch.long), in_h * in_w

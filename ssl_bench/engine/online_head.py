@@ -10,6 +10,11 @@ the validation images. Here the same, with two deliberate differences: the head 
 classifier's weight too), so that the encoder's optimizer, its grad scaler and so its updates are exactly
 those of a run without the head; and it is initialised from a forked RNG, so no random stream moves.
 
+The head sees what the method's online encoder sees: both views for BYOL, SimCLR and MoCo v3, view 1 only for
+moco_v2 (its view 2 goes through the key encoder alone; solo-learn's MoCo V2+ classifier sees both, since its
+symmetric loss runs the query encoder on both views). The count is saved (`views_per_image`) and recorded in
+the online_linear recipe, so such a row is never subtracted from solo-learn's number.
+
 No backbone runs twice: a forward hook on `method.encoder()` copies the outputs of the method's own training
 forward (every view it sends through the online encoder; a call on k views concatenated gives k * B rows,
 labelled by repeating the batch's labels k times, views in order; with multi-crop only the calls on the largest
@@ -53,6 +58,7 @@ class OnlineLinear:
             self.head = nn.Linear(self.dim, self.num_classes).to(self.device)
         self.opt = torch.optim.SGD(self.head.parameters(), lr=self.peak, momentum=MOMENTUM, weight_decay=0.0)
         self._loss, self._correct, self._seen = torch.zeros((), device=self.device), 0, 0
+        self.views = 0  # views per image its features came from (moco_v2: 1, its key view never reaches it)
 
     def _capture(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         if self._on:  # only the training forward: the kNN monitor and evaluations run the encoder too
@@ -81,6 +87,7 @@ class OnlineLinear:
         if any(f.shape[0] % n for f in feats):
             raise RuntimeError(f"online_linear: the encoder saw {[f.shape[0] for f in feats]} images, not whole "
                                f"multiples of the batch of {n}: cannot label its features")
+        self.views = max(self.views, sum(f.shape[0] // n for f in feats))
         x = dist.gather_no_grad(torch.cat(feats))
         y = dist.gather_no_grad(torch.cat([labels.repeat(f.shape[0] // n) for f in feats]))
         for group in self.opt.param_groups:
@@ -104,11 +111,12 @@ class OnlineLinear:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"head": self.head.state_dict(), "optimizer": self.opt.state_dict()}
+        return {"head": self.head.state_dict(), "optimizer": self.opt.state_dict(), "views_per_image": self.views}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.head.load_state_dict(state["head"])
         self.opt.load_state_dict(state["optimizer"])
+        self.views = int(state.get("views_per_image", 0))
 
     def close(self) -> None:
         self._hook.remove()

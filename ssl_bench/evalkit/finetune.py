@@ -39,12 +39,12 @@ class InputPrep:
 
     @classmethod
     def from_context(cls, ctx: EvalContext, crop_scale: Sequence[float] = (0.08, 1.0),
-                     flip_p: float = 0.5) -> "InputPrep":
+                     flip_p: float = 0.5, crop_sampler: str = "torchvision") -> "InputPrep":
         # Training crops are resized with eval_view's bilinear kernel: with bicubic here and bilinear at test,
         # a frozen encoder saw features 38% apart on 8 -> 16 px digits and its SGD probe lost 7.5 points.
         return cls(ctx.image_size, ctx.in_chans, tuple(ctx.mean), tuple(ctx.std),
                    replace(SUPERVISED_VIEW, crop_scale=tuple(crop_scale), flip_p=float(flip_p),
-                           interpolation="bilinear"))
+                           interpolation="bilinear", crop_sampler=crop_sampler))
 
     def train_view(self, images: torch.Tensor | FolderBatch, generator: torch.Generator) -> torch.Tensor:
         # folder images: crops of the whole image, resized with their test view's bicubic kernel [DM dataset.py]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -107,6 +108,27 @@ def check_subset_file(path: object, field: str) -> str:
     except UserError as exc:  # its message starts "subset_file: "
         raise UserError(f"{field}: {str(exc).split(': ', 1)[1]}") from None
     return path
+
+
+_HEADER_FRACTION = re.compile(r"#\s*label_fraction\s*:\s*([0-9.eE+-]+)\s*$")
+_PERCENT_NAME = re.compile(r"^(\d+(?:\.\d+)?)percent\.txt(?:\.gz)?$")  # SimCLR's 1percent.txt, 10percent.txt
+
+
+def declared_fraction(path: str | os.PathLike, field: str) -> float:
+    """The nominal label fraction a subset file stands for: its `# label_fraction: 0.01` header line, else
+    SimCLR's file name `<N>percent.txt` (N / 100). Neither: a UserError asking for `subset_fraction`, since the
+    realised share (12,811 / 1,281,167 for SimCLR's 1%) is no fraction a table or published row uses."""
+    p = Path(os.path.expanduser(str(path)))
+    text = gzip.decompress(p.read_bytes()).decode() if p.suffix == ".gz" else p.read_text()
+    for line in text.splitlines():
+        found = _HEADER_FRACTION.match(line.strip())
+        if found:
+            return check_fraction(float(found.group(1)), f"{field} (the header of {p.name})")
+    named = _PERCENT_NAME.match(p.name)
+    if named:
+        return check_fraction(float(named.group(1)) / 100, f"{field} (from the name {p.name})")
+    raise UserError(f"{field}: missing for subset file {p.name!r}; allowed: the label fraction the file stands for "
+                    "(e.g. 0.01), or a '# label_fraction: 0.01' line in the file")
 
 
 def match_names(names: Sequence[str], paths: Sequence[str], source: str = "subset_file",

@@ -13,6 +13,7 @@ from ssl_bench.config.spec import EvalSpec
 from ssl_bench.errors import DISK_ERRNOS
 from ssl_bench.run.ledger import ResultsStore, now, versions
 from ssl_bench.run.locks import ClaimLost
+from ssl_bench.evaluation import recipe_id as evaluation_recipe_id
 
 
 say = dist.say  # re-exported: progress lines print once per process group
@@ -33,7 +34,7 @@ class RunRecorder:
         self.base = {"suite": suite_name, "run_id": spec.run_id, "config_hash": spec.config_hash,
                      "setting_hash": spec.setting_hash, "batch_size": spec.pretrain["batch_size"],
                      "method": spec.method.label, "method_name": spec.method.name, "backbone": spec.backbone.label,
-                     "pretrain_dataset": spec.dataset.name, "seed": spec.seed,
+                     "pretrain_dataset": spec.dataset.label, "seed": spec.seed,
                      # a run trained to images seen or wall time: its epochs are known once trained (budget.record)
                      "epochs": None if spec.method.budget else spec.method.epochs,
                      "budget_kind": kind_value(spec.method)[0], "budget_value": kind_value(spec.method)[1],
@@ -88,13 +89,24 @@ class RunRecorder:
         if status == "ok" and frozen and self.collapsed:
             status = "collapsed"
         rec = {**self.base, **self.extra, "protocol": row.pop("protocol", e.name),
-               "eval_dataset": row.pop("eval_dataset", self.spec.dataset.name), "metric": row.pop("metric", None),
+               "eval_dataset": self._dataset_label(row.pop("eval_dataset", self.spec.dataset.name)),
+               "metric": row.pop("metric", None),
                "value": row.pop("value", None), "status": status, "error": row.pop("error", None),
                "label_fraction": row.pop("label_fraction", None), "eval_key": key, "evaluation": e.name,
-               "eval_params": e.params, "wall_time_s": wall, "timestamp": now()}
+               "eval_params": e.params, "wall_time_s": wall, "timestamp": now(),
+               **self._identity(row.pop("recipe", None))}
         rec["extra"] = row.pop("extra", {}) | row | {"uses_frozen_encoder": frozen}
         return rec
 
+    def _dataset_label(self, name: Any) -> Any:
+        """An evaluation names the pretraining dataset by its loader (image_folder): record its label."""
+        return self.spec.dataset.label if name == self.spec.dataset.name else name
+
+    def _identity(self, recipe: dict[str, Any] | None) -> dict[str, Any]:
+        """The evaluation recipe (what published rows are matched on) and what the pretraining folder held."""
+        manifest = (self.extra.get("split_info") or {}).get("manifest") or {}
+        return {"recipe": recipe, "recipe_id": evaluation_recipe_id(recipe) if recipe else None,
+                "dataset_manifest": manifest.get("id")}
 
 def one_line(exc: Exception) -> str:
     """`Type: message`; a DataLoader worker's re-raised error keeps only its last line (the original message)."""

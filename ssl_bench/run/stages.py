@@ -30,7 +30,7 @@ from ssl_bench.engine.loggers import RunLoggers
 from ssl_bench.engine.progress import progress_hook
 from ssl_bench.engine.trainer import TrainingDiverged, TrainSettings, pretrain
 from ssl_bench.errors import DISK_ERRNOS, DatasetUnavailableError, UserError
-from ssl_bench.evaluation import EvalContext
+from ssl_bench.evaluation import EvalContext, with_recipe
 from ssl_bench.evalkit.evidence import save_evidence
 from ssl_bench.evalkit.features import collapse_score, feature_cache, freeze
 from ssl_bench.method import Method
@@ -213,6 +213,9 @@ def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
     # SyncBN on a copy: evaluations that fine-tune the encoder afterwards (on rank 0 alone) must see
     # plain BatchNorm again; the state_dict keys are the same, so the weights are copied back after training.
     model = method = built.method
+    note = built.cls.batch_norm_warning(dist.world_size(), bool(p["sync_bn"]))
+    if note and dist.is_main():
+        print(f"warning: {spec.run_id}: {note}", file=sys.stderr, flush=True)
     if dist.world_size() > 1 and p["sync_bn"]:
         model = convert_sync_batchnorm(copy.deepcopy(method), env.device)
     settings = TrainSettings(epochs=spec.method.epochs, batch_size=p["batch_size"], optim=spec.method.optim,
@@ -257,7 +260,8 @@ def freeze_for_evaluation(built: Built, env: RunEnv, run_dir: Path) -> tuple[Eva
                       pretrain=bundle, image_size=built.image_size, in_chans=bundle.channels, mean=bundle.mean,
                       std=bundle.std, out_dir=str(run_dir), get_dataset=get_dataset, features=features,
                       new_encoder=new_encoder, save_predictions=env.suite.output.get("predictions", True),
-                      num_workers=spec.pretrain["num_workers"], progress=progress_hook(env.progress))
+                      num_workers=spec.pretrain["num_workers"], progress=progress_hook(env.progress),
+                      run_config=spec.config())
     return ctx, score
 
 
@@ -277,7 +281,8 @@ def run_evaluation(e: EvalSpec, ctx: EvalContext, seed: int) -> list[dict[str, A
     disk, since nothing more could be recorded."""
     seed_everything(seed)  # each evaluation starts from the same RNG state, whatever ran before it
     try:
-        return create_evaluation(e.name, **e.params).evaluate(ctx)
+        evaluation = create_evaluation(e.name, **e.params)
+        return with_recipe(evaluation.evaluate(ctx), evaluation.recipe(ctx.run_config))
     except Exception as exc:  # noqa: BLE001 - KeyboardInterrupt / SystemExit are BaseExceptions: not caught
         if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
             raise

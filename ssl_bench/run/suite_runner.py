@@ -33,6 +33,7 @@ def prepare_out_dir(out: Path, suite: Suite, resume: bool, overwrite: bool, adop
     --overwrite deletes only ssl-bench's own entries in a folder carrying its marker (see outdir.py)."""
     ident = suite_id(suite)
     continuing = check_reusable(out, ident, resume, overwrite, adopting)  # every rank checks, before any write
+    dist.barrier()  # no rank may see the folder half-prepared by rank 0 (no marker yet: "not ours")
     if dist.is_main():
         if overwrite and is_ours(out):
             removed = clear_own_entries(out)

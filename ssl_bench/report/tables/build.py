@@ -12,7 +12,7 @@ from ssl_bench.report.tables.reference import REPORTED_SETTING, deltas, load_ref
 from ssl_bench.report.tables.uncertainty import Uncertainty, add_intervals
 
 TIDY_TAIL = ("mean", "std", "n", "n_failed", "n_collapsed", "n_invalid", "status", "reported", "reference", "source",
-             "note", "delta", "best", "tied")
+             "note", "recipe_note", "delta", "best", "tied")
 CI_TAIL = ("ci_lo", "ci_hi", "ci_method", "ci_level", "p_vs_best", "tie_test")  # with --ci only
 
 
@@ -60,13 +60,14 @@ def section_frame(sec: Section, df: pd.DataFrame, published: pd.DataFrame | None
     agg["reference"] = False
     agg["source"] = "ours"
     agg["note"] = ""
+    agg["recipe_note"] = ""
     keys = sec.rows + sec.columns
-    agg["delta"], matched = np.nan, set()
-    if shown is not None and not shown.empty:  # deltas only against the rows shown, and only of the same setting
-        agg["delta"], matched = deltas(agg, ours, keys, shown)
+    agg["delta"], matched, recipe_notes = np.nan, set(), {}
+    if shown is not None and not shown.empty:  # deltas only against the rows shown, of the same setting and recipe
+        agg["delta"], matched, recipe_notes = deltas(agg, ours, keys, shown)
     frames = [agg]
     if shown is not None and not shown.empty:
-        frames.append(reported_frame(shown, sec.rows, sec.columns, matched))
+        frames.append(reported_frame(shown, sec.rows, sec.columns, matched, recipe_notes))
     tidy = pd.concat(frames, ignore_index=True) if len(frames) > 1 else agg
     mark_best(tidy, sec.rows, sec.columns, eligible=~tidy["reported"].astype(bool), unc=unc)
     if unc.ci:

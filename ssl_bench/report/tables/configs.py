@@ -59,3 +59,25 @@ def separate_configurations(df: pd.DataFrame) -> pd.DataFrame:
     warnings.warn(f"method label(s) {', '.join(map(str, labels))} name different configurations with the same "
                   "epochs; shown as separate rows `label [config]` instead of being averaged", stacklevel=3)
     return df
+
+
+def separate_datasets(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows pretrained on folders that share a label (`imagenet`) but held different files (their
+    `dataset_manifest` ids differ) become `label [manifest]` datasets, with a warning: two folders of one name
+    are never averaged, nor compared with the published rows of that name."""
+    if "dataset_manifest" not in df or df["dataset_manifest"].isna().all():
+        return df
+    have = df[df["dataset_manifest"].notna()]
+    counts = have.groupby("pretrain_dataset")["dataset_manifest"].nunique()
+    names = sorted(counts[counts > 1].index)
+    if not names:
+        return df
+    df = df.copy()
+    split = df["pretrain_dataset"].isin(names) & df["dataset_manifest"].notna()
+    own = split & (df["eval_dataset"] == df["pretrain_dataset"])
+    tagged = df.loc[split, "pretrain_dataset"].astype(str) + " [" + df.loc[split, "dataset_manifest"].astype(str).str[:6] + "]"
+    df.loc[own, "eval_dataset"] = tagged[own[split]]
+    df.loc[split, "pretrain_dataset"] = tagged
+    warnings.warn(f"dataset(s) {', '.join(map(str, names))} name folders with different files (manifests differ); "
+                  "shown as separate datasets `name [manifest]`, compared with no published row", stacklevel=3)
+    return df

@@ -78,12 +78,13 @@ def footnote(g: Grid, st: Style) -> str:
     if g.sources:
         parts.append("reported: a published number, not run here")
     if g.has_delta:
-        parts.append(f"{st.delta}: our mean minus the reported number of the same method, protocol and setting "
-                     "(backbone, pretraining data and epochs, dataset, metric; batch size and evaluation recipe where "
-                     "our records state them)")
+        parts.append(f"{st.delta}: our mean minus the reported number of the same method (its plugin), protocol "
+                     "and setting (backbone, pretraining data, epochs and batch, dataset, metric, label fraction) "
+                     "and evaluation recipe (every field the source states)")
     if g.has_reference:
-        parts.append(f"{st.escape(REFERENCE_MARK)}: reported with a protocol or setting that none of our rows here "
-                     f"shares: shown for reference, no {st.delta} (its evaluation is named below)")
+        parts.append(f"{st.escape(REFERENCE_MARK)}: reported with a protocol, setting or evaluation recipe that none "
+                     f"of our rows here shares: shown for reference, no {st.delta} (its evaluation, and the recipe "
+                     "fields that differ from ours, are named below)")
     line = "; ".join(parts) + "."
     extra = [st.escape(n) for n in g.notes] + [st.escape(f"[{i}] {s}.") for i, s in enumerate(g.sources, 1)]
     return " ".join([line] + extra)

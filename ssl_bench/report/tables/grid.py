@@ -106,23 +106,26 @@ def build_grid(sec: Section, tidy: pd.DataFrame) -> Grid:
         parts = [r for (k, _), r in rep_index.items() if k == rk]
         label, tag = _reported_label(grid, rows, rep_fields, rk, parts, tidy.attrs.get("protocols", []))
         grid.row_labels.append(label)
-        recipes.setdefault(_recipe(parts[0]), []).append(tag)
+        recipes.setdefault(_recipe(parts), []).append(tag)
         line = []
         for c in col_keys:
             line.append(_cell(rep_index.get((rk, c))))
             if c in with_delta:
                 line.append(Cell())
         grid.cells.append(line)
-    grid.notes += [f"Evaluation of {', '.join(dict.fromkeys(tags))}: {proto}; {recipe}."
-                   for (proto, recipe), tags in recipes.items()]
+    grid.notes += [f"Evaluation of {', '.join(dict.fromkeys(tags))}: {proto}; {recipe}{'; ' + check if check else ''}."
+                   for (proto, recipe, check), tags in recipes.items()]
     return grid
 
 
-def _recipe(r: pd.Series) -> tuple[str, str]:
-    """A reported row's protocol and evaluation recipe, as its source states them."""
+def _recipe(parts: list[pd.Series]) -> tuple[str, str, str]:
+    """A reported line's protocol and evaluation recipe, as its source states them, and how that recipe met
+    ours (the fields that differ, or those the source leaves unstated)."""
+    r = parts[0]
     proto = f"{value_label('protocol', r['protocol'])} (`{r['protocol']}`)" if "protocol" in r else "protocol as ours"
     recipe = str(r["eval_recipe"]) if "eval_recipe" in r and not is_missing(r["eval_recipe"]) else "recipe not stated"
-    return proto, recipe
+    checks = [str(p["recipe_note"]) for p in parts if "recipe_note" in p and not is_missing(p["recipe_note"])]
+    return proto, recipe, "; ".join(dict.fromkeys(c for c in checks if c))
 
 
 def _reported_label(grid: Grid, rows: list[str], fields: list[str], rk: tuple, parts: list[pd.Series],

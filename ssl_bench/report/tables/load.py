@@ -10,7 +10,7 @@ import pandas as pd
 from ssl_bench.errors import UserError
 from ssl_bench.jsonl import read_jsonl
 from ssl_bench.run.ledger import RESULTS_FILE, UNREADABLE_FILE, ResultsStore
-from ssl_bench.report.tables.configs import separate_configurations
+from ssl_bench.report.tables.configs import separate_configurations, separate_datasets
 from ssl_bench.report.tables.rows import screen, undeclared_protocols
 REQUIRED = ("method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "metric", "value", "seed", "status")
 OPTIONAL = ("suite", "run_id", "label_fraction", "epochs", "error", "eval_key", "config_hash")
@@ -77,7 +77,7 @@ def load_results(dirs: list[str]) -> pd.DataFrame:
     df["label_fraction"] = pd.to_numeric(df["label_fraction"], errors="coerce").astype(float)
     df["status"] = df["status"].fillna("failed").astype(object)
     df = _spread_unattributed_failures(df)
-    return _mark_released(separate_configurations(_drop_duplicates(df))).reset_index(drop=True)
+    return _mark_released(separate_configurations(separate_datasets(_drop_duplicates(df)))).reset_index(drop=True)
 
 
 RELEASED_MARK = "◆"

@@ -1,23 +1,29 @@
 """Published rows beside ours: which of them a table shows, and the delta of our runs against them.
 
-A delta is printed only between a cell of ours and a published row of the same protocol and setting. Every other
-published row a table shows is a reference row: marked, with a note naming its protocol and setting, no delta.
+A delta is printed only between a cell of ours and a published row of the same protocol, setting and evaluation
+recipe. The method is matched by its plugin (`method_name`: a suite's `byol-solo` is `byol`), not by the label
+tables show. Every other published row a table shows is a reference row: marked, with a note naming its protocol
+and setting and, where one of our cells has its setting, the recipe fields that differ; no delta.
 """
 from __future__ import annotations
 
 import functools
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ssl_bench.report.tables.layouts import Section, row_fields
+from ssl_bench.evaluation import recipe_id
+from ssl_bench.report.tables.recipes import compare
 
 # Fields a published row and our cell must share exactly (missing only matches missing).
 MATCH_FIELDS = ("method", "backbone", "pretrain_dataset", "protocol", "eval_dataset", "metric", "label_fraction")
 # The rest of the setting: compared wherever our records state them (a published row must then state the same).
-# Our records always carry epochs; batch_size and eval_recipe only where a recorder writes them.
-SETTING_EXTRA = ("epochs", "batch_size", "eval_recipe")
+# Our records always carry epochs, and batch_size since the recorder writes it. The evaluation recipe is
+# compared field by field (report.tables.recipes), never as text.
+SETTING_EXTRA = ("epochs", "batch_size")
 # What a reported line says about its setting besides the table's row and column keys.
 REPORTED_SETTING = ("protocol", "epochs", "batch_size", "eval_recipe")
 
@@ -59,9 +65,12 @@ def widen_rows(sec: Section, ours: pd.DataFrame, shown: pd.DataFrame) -> list[st
     return [f for f in ("method", "backbone", "pretrain_dataset", "epochs") if f in sec.rows or f in extra]
 
 
-def reported_frame(shown: pd.DataFrame, rows: list[str], columns: list[str], matched: set) -> pd.DataFrame:
+def reported_frame(shown: pd.DataFrame, rows: list[str], columns: list[str], matched: set,
+                   recipe_notes: dict | None = None) -> pd.DataFrame:
     """Published rows in the aggregated shape: one number each, no std, n unknown. `reference`: no cell of ours
-    has this row's protocol and setting, so it is shown for reference only."""
+    has this row's protocol, setting and recipe, so it is shown for reference only; `recipe_note` says how its
+    recipe compared with ours (fields that differ, or fields the source leaves unstated)."""
+    recipe_notes = recipe_notes or {}
     keys = list(dict.fromkeys(rows + columns + [f for f in REPORTED_SETTING if f in shown]))
     out = shown[keys].copy()
     dup = out.duplicated(subset=keys)
@@ -70,36 +79,61 @@ def reported_frame(shown: pd.DataFrame, rows: list[str], columns: list[str], mat
                       "(add backbone or pretrain_dataset to --rows)", stacklevel=3)
     out = out.assign(mean=shown["value"].astype(float), std=np.nan, n=np.nan, n_failed=0, n_collapsed=0,
                      n_invalid=0, status="ok", reported=True, reference=~shown.index.isin(list(matched)),
-                     source=shown["source"], note=shown["note"], delta=np.nan)[~dup.to_numpy()]
+                     source=shown["source"], note=shown["note"], delta=np.nan,
+                     recipe_note=[recipe_notes.get(i, "") for i in shown.index])[~dup.to_numpy()]
     return out.reset_index(drop=True)
 
 
-def deltas(agg: pd.DataFrame, records: pd.DataFrame, keys: list[str], pub: pd.DataFrame) -> tuple[pd.Series, set]:
-    """Per line of `agg`: our mean minus the published number of exactly the same protocol and setting (NaN if
-    none), and the index labels of the published rows some line matched.
+def deltas(agg: pd.DataFrame, records: pd.DataFrame, keys: list[str],
+           pub: pd.DataFrame) -> tuple[pd.Series, set, dict]:
+    """Per line of `agg`: our mean minus the published number of exactly the same protocol, setting and recipe
+    (NaN if none); the index labels of the published rows some line matched; and per published row that one of
+    our lines has the setting of, how its recipe compared (RecipeCheck.text(), for the notes).
 
-    A cell matches only when all its records share one setting (MATCH_FIELDS, plus SETTING_EXTRA where the records
-    state them) and exactly one published row has that setting.
+    A cell matches only when all its records share one setting (MATCH_FIELDS with the method plugin, plus
+    SETTING_EXTRA where the records state them) and one recipe, and exactly one published row has that setting
+    and a recipe equal to it on every field it states.
     """
     out = pd.Series(np.nan, index=agg.index)
     matched: set = set()
+    notes: dict = {}
+    used: dict = {}  # the published rows subtracted: how their recipe met ours
     if records.empty or pub.empty:
-        return out, matched
+        return out, matched, notes
+    lookup = _settings(records, keys)
+    for i, line in agg[keys].iterrows():
+        found = lookup.get(_norm(tuple(line)))
+        if found is None:
+            continue
+        setting, recipe = found
+        same = _same_setting(pub, setting)
+        checks = {j: compare(recipe, pub.loc[j, "recipe"] if "recipe" in pub else None) for j in same.index}
+        for j, check in checks.items():
+            notes.setdefault(j, [])
+            if check.text() not in notes[j]:
+                notes[j].append(check.text())
+        good = [j for j, check in checks.items() if check.matches]
+        if len(good) == 1:
+            out[i] = agg.loc[i, "mean"] - float(pub.loc[good[0], "value"])
+            matched.add(good[0])
+            used[good[0]] = checks[good[0]].text()
+    return out, matched, {j: used.get(j) or "; or ".join(texts) for j, texts in notes.items()}
+
+
+def _settings(records: pd.DataFrame, keys: list[str]) -> dict[tuple, tuple[pd.Series, Any]]:
+    """Per table cell of ours: its one setting (the method as its plugin) and its one recipe; cells whose
+    records differ in either are left out (no delta)."""
     fields = list(MATCH_FIELDS) + [f for f in SETTING_EXTRA if f in records]
+    plugin = records.assign(method=records["method_name"].fillna(records["method"])) \
+        if "method_name" in records else records
+    recipes = records["recipe"] if "recipe" in records else pd.Series(None, index=records.index, dtype=object)
+    ids = recipes.map(lambda r: recipe_id(r) if isinstance(r, dict) else None)
     lookup = {}
     for gkey, part in records.groupby(keys, dropna=False, sort=False):
-        setting = part[fields].drop_duplicates()
-        if len(setting) == 1:
-            lookup[_norm(gkey if isinstance(gkey, tuple) else (gkey,))] = setting.iloc[0]
-    for i, line in agg[keys].iterrows():
-        setting = lookup.get(_norm(tuple(line)))
-        if setting is None:
-            continue
-        match = _same_setting(pub, setting)
-        if len(match) == 1:
-            out[i] = agg.loc[i, "mean"] - float(match["value"].iloc[0])
-            matched.add(match.index[0])
-    return out, matched
+        setting = plugin.loc[part.index, fields].drop_duplicates()
+        if len(setting) == 1 and ids[part.index].nunique(dropna=False) == 1:
+            lookup[_norm(gkey if isinstance(gkey, tuple) else (gkey,))] = (setting.iloc[0], recipes[part.index[0]])
+    return lookup
 
 
 def _same_setting(pub: pd.DataFrame, setting: pd.Series) -> pd.DataFrame:
