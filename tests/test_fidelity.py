@@ -99,6 +99,7 @@ def suite_records(path: str, out: Path, subset: dict[float, str] | None = None) 
                 if subset and row["protocol"] == "semi_supervised":
                     row["recipe"] = {**row["recipe"], "subset": subset[row["label_fraction"]]}
             rec.record(rows, e, eval_key(e.name, e.params), 1.0)
+    store.refresh_view()  # as the end of a worker's pass does: results.jsonl is compiled from the batches
     return str(out)
 
 
