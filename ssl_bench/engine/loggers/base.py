@@ -10,7 +10,6 @@ warning line and switched off for the rest of the run: a tracker never costs a t
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, ClassVar
 
 from ssl_bench import validate as v
 from ssl_bench.errors import UserError
+from ssl_bench.jsonl import own_folder
 from ssl_bench.registry import LOGGERS
 
 
@@ -57,30 +57,6 @@ def result_tag(row: dict[str, Any]) -> str:
     frac = row.get("label_fraction")
     return (f"results/{row.get('protocol')}/{row.get('eval_dataset')}/{row.get('metric') or row.get('status')}"
             + (f"/frac{frac:g}" if frac is not None else ""))
-
-
-def own_folder(path: Path) -> Path:
-    """`path` as a real folder of ssl-bench's own: a symlink or file planted under the name is removed (never
-    followed) and an empty folder made. (The ledger branch adds the same helper as jsonl.own_folder.)"""
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        path.unlink()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def append_line(path: Path, text: str) -> None:
-    """Append to a file of ssl-bench's own without following a symlink at `path` (O_NOFOLLOW: a link there
-    is removed and a new file made)."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError:
-        if not path.is_symlink():
-            raise
-        path.unlink()
-        fd = os.open(path, flags, 0o644)
-    with os.fdopen(fd, "a", encoding="utf-8", newline="") as f:
-        f.write(text)
 
 
 def check_loggers(value: Any, field: str = "output.loggers") -> list[str]:

@@ -12,7 +12,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ssl_bench.engine.loggers.base import Logger, RunInfo, append_line
+from ssl_bench.engine.loggers.base import Logger, RunInfo
+from ssl_bench.jsonl import append_text
 from ssl_bench.jsonl import write_text_atomic
 from ssl_bench.registry import register_logger
 
@@ -42,11 +43,11 @@ class CsvLogger(Logger):
             write_text_atomic(self.steps, "".join(_line(r) for r in [list(STEP_FIELDS), *kept]))
         for path, fields in ((self.steps, STEP_FIELDS), (self.results, RESULT_FIELDS)):
             if not path.is_file():
-                append_line(path, _line(list(fields)))
+                append_text(path, _line(list(fields)))
 
     def log(self, values: dict[str, float], step: int) -> None:
-        append_line(self.steps, "".join(_line([step, key, f"{value:.8g}"]) for key, value in values.items()))
+        append_text(self.steps, "".join(_line([step, key, f"{value:.8g}"]) for key, value in values.items()))
 
     def log_results(self, rows: list[dict[str, Any]], step: int) -> None:
-        append_line(self.results, "".join(_line([step if f == "step" else r.get(f) for f in RESULT_FIELDS])
+        append_text(self.results, "".join(_line([step if f == "step" else r.get(f) for f in RESULT_FIELDS])
                                           for r in rows))
