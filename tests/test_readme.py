@@ -1,5 +1,6 @@
 """Every Python block of the README and of docs/*.md runs as written (a doctest-style check): a snippet a user
-copies must import and work on today's code."""
+copies must import and work on today's code. The tutorials (docs/tutorials/) run top to bottom, each block after
+the ones before it: tests/test_tutorials.py."""
 from __future__ import annotations
 
 import re
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md")
+                                  if p.relative_to(ROOT / "docs").parts[0] != "tutorials")]
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
