@@ -9,7 +9,6 @@ import site
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ PINS = re.compile(r"pip install (?:-q )?torch==(\S+) torchvision==(\S+)")
 
 
 def pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (the package itself needs 3.10)
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 

@@ -29,8 +29,9 @@ def test_the_fence_pattern_finds_blocks():
 
 @pytest.mark.parametrize("name,code", python_blocks(), ids=[n for n, _ in python_blocks()])
 def test_python_block_runs(name, code, tmp_path, monkeypatch):
-    from ssl_bench.registry import REGISTRIES
+    from ssl_bench.registry import REGISTRIES, load_plugins
 
+    load_plugins()  # the built-ins first: a copy taken before would lose them when restored
     for reg in REGISTRIES.values():  # a block that registers a plugin leaves the registries as they were
         monkeypatch.setattr(reg, "_items", dict(reg._items))
     monkeypatch.chdir(tmp_path)  # a block that writes files writes them here
