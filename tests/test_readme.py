@@ -1,5 +1,6 @@
 """Every Python block of the README and of docs/*.md runs as written (a doctest-style check): a snippet a user
-copies must import and work on today's code."""
+copies must import and work on today's code. The tutorials (docs/tutorials/) run top to bottom, each block after
+the ones before it: tests/test_tutorials.py."""
 from __future__ import annotations
 
 import re
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md")
+                                  if p.relative_to(ROOT / "docs").parts[0] != "tutorials")]
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -27,8 +29,9 @@ def test_the_fence_pattern_finds_blocks():
 
 @pytest.mark.parametrize("name,code", python_blocks(), ids=[n for n, _ in python_blocks()])
 def test_python_block_runs(name, code, tmp_path, monkeypatch):
-    from ssl_bench.registry import REGISTRIES
+    from ssl_bench.registry import REGISTRIES, load_plugins
 
+    load_plugins()  # the built-ins first: a copy taken before would lose them when restored
     for reg in REGISTRIES.values():  # a block that registers a plugin leaves the registries as they were
         monkeypatch.setattr(reg, "_items", dict(reg._items))
     monkeypatch.chdir(tmp_path)  # a block that writes files writes them here

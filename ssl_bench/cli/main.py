@@ -28,18 +28,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from ssl_bench.registry import REGISTRIES
+    from ssl_bench.cli.listing import run_list
 
-    for kind, reg in REGISTRIES.items():
-        if args.kind and kind != args.kind:
-            continue
-        print(f"{kind}:")
-        for name, obj in reg.items():
-            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
-            print(f"  {name:<18} {doc[0] if doc else ''}")
-        if kind == "backbones":
-            print("  (and any timm model name, e.g. resnet18, resnet50, vit_small_patch16_224)")
-    return 0
+    return run_list(args.kind, args.name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("suite")
     add_override_arguments(v)
     v.set_defaults(func=_cmd_validate)
-    ls = sub.add_parser("list", help="show registered methods, backbones, evaluations, datasets")
+    ls = sub.add_parser("list", help="show registered methods, backbones, evaluations, datasets, loggers; "
+                                     "with KIND NAME, one plugin's parameters, defaults and allowed values")
     ls.add_argument("kind", nargs="?", choices=["methods", "backbones", "evaluations", "datasets", "loggers"])
+    ls.add_argument("name", nargs="?", help="one plugin of KIND, e.g. `ssl-bench list methods byol`")
     ls.set_defaults(func=_cmd_list)
     from ssl_bench.cli.tables import add_parsers
 

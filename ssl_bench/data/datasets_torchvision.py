@@ -56,6 +56,7 @@ def _cifar(name: str, cls_name: str, folder: str, files: list[str], archive: str
 @register_dataset("cifar10", label="CIFAR-10", order=2, train_size=50000, image_size=32)  # order: BYOL Table 3 column (datasets_transfer)
 def load_cifar10(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                  split_seed: int = 0, train_size: int | None = None, pretrain_on_val: bool = False) -> DatasetBundle:
+    """CIFAR-10 (50k train / 10k test, 32 px, 10 classes) from torchvision's python batches under root."""
     files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
     return _cifar("cifar10", "CIFAR10", "cifar-10-batches-py", files, "cifar-10-python.tar.gz", 10, root,
                   download, val_fraction, test_fraction, split_seed, train_size, pretrain_on_val)
@@ -64,6 +65,7 @@ def load_cifar10(root: str, download: bool = False, val_fraction: float = 0.1, t
 @register_dataset("cifar100", label="CIFAR-100", order=3, train_size=50000, image_size=32)
 def load_cifar100(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                   split_seed: int = 0, train_size: int | None = None, pretrain_on_val: bool = False) -> DatasetBundle:
+    """CIFAR-100 (50k train / 10k test, 32 px, 100 fine classes) from torchvision's python files under root."""
     return _cifar("cifar100", "CIFAR100", "cifar-100-python", ["train", "test", "meta"], "cifar-100-python.tar.gz",
                   100, root, download, val_fraction, test_fraction, split_seed, train_size, pretrain_on_val)
 

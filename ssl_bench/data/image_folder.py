@@ -105,8 +105,9 @@ def check_params(params: dict[str, Any], field: str) -> None:
 def load_image_folder(root: str, download: bool = False, val_fraction: float = 0.1, test_fraction: float = 0.2,
                       split_seed: int = 0, path: str | None = None, load_size: int | None = 256,
                       eval_crop: float = 0.875, pretrain_on_val: bool = True, decode: str = "auto") -> DatasetBundle:
-    """Images under `path` (class subfolders, or train/ + val/ and/or test/ of class subfolders), decoded whole
-    with the shorter side reduced to at most `load_size` (and the longer to 2 * load_size; a huge value keeps
+    """Your own images under `path`: class subfolders, or train/ + val/ and/or test/ of class subfolders.
+
+    Decoded whole with the shorter side reduced to at most `load_size` (and the longer to 2 * load_size; a huge value keeps
     full size as [DM] decodes, but a batch is padded to its largest image). Views are 224 px (or load_size
     when smaller); the test view is a centre crop of `eval_crop` of the shorter side (0.875 = 224 of 256
     [DM dataset.py]). With `pretrain_on_val` pretraining also sees the val hold-out carved from train, as
