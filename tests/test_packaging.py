@@ -36,9 +36,13 @@ def readme_first_command() -> str:
 def test_readme_first_command_is_one_line_installing_cpu_torch_then_the_package():
     cmd = readme_first_command()
     assert "\n" not in cmd, cmd  # one command a user pastes
-    steps = [shlex.split(s) for s in cmd.split(" && ")]
-    torch_step = next(s for s in steps if s[:2] == ["pip", "install"] and s[2].startswith("torch=="))
-    assert torch_step[torch_step.index("--index-url") + 1] == CPU_INDEX  # the CPU-only wheels, not CUDA's
+    # a step may be "(A || B)": B is the fallback where the CPU index cannot be reached (only PyPI is)
+    steps = [[shlex.split(a) for a in s.strip("()").split(" || ")] for s in cmd.split(" && ")]
+    torch_step = next(s for s in steps if s[0][:2] == ["pip", "install"] and s[0][2].startswith("torch=="))
+    assert torch_step[0][torch_step[0].index("--index-url") + 1] == CPU_INDEX  # the CPU-only wheels, not CUDA's
+    assert all(a[:4] == torch_step[0][:4] for a in torch_step[1:])  # a fallback installs the same pins
+    steps = [s[0] for s in steps]
+    torch_step = torch_step[0]
     package_step = next(s for s in steps if s[:3] == ["pip", "install", "-e"])
     assert steps.index(torch_step) < steps.index(package_step)  # torch first: pip then keeps the CPU build
     extras = re.fullmatch(r"\.\[(.*)\]", package_step[3])
