@@ -11,6 +11,7 @@ import pandas as pd
 from ssl_bench.errors import UserError
 from ssl_bench.jsonl import own_folder, write_bytes_atomic, write_text_atomic
 from ssl_bench.report.plots import PLOTS_DIR, make_figures, png_bytes
+from ssl_bench.report.tables.notes import hardware_notes
 
 REPORT_FILE = "report.html"
 CAPTIONS = {"training": "Training loss per epoch (mean over seeds, band: +- one std over seeds) and kNN top-1 when "
@@ -90,6 +91,7 @@ def build_report(out_dir: str | Path) -> tuple[str, dict[str, bytes]]:
     body = [f"<h1>ssl-bench report: {html.escape(suites)}</h1>",
             f"<p>Folder <code>{html.escape(str(out_dir))}</code>; {n_runs} pretraining runs, {len(df)} result "
             f"records; generated {stamp}.</p>",
+            *[f'<p class="hardware">{html.escape(n)}</p>' for n in hardware_notes(df)],
             "<h2>Summary</h2>", summary(df, fmt="html"),
             "<h2>Tables</h2>", render(df, layout="auto", fmt="html", with_published=True, ci=True)]
     from ssl_bench.report.compute_curves import cost_html
