@@ -73,9 +73,19 @@ def _write(text: str, output: str | None) -> None:
 def cmd_table(args: argparse.Namespace) -> int:
     from ssl_bench.report.tables import load_results, render
 
+    from ssl_bench.report.pending import pending_text
+    from ssl_bench.report.tables.load import NoResultsYet
+
     _check_output(args.output, args.force)
     with _warnings_as_lines():
-        df = load_results(args.out)
+        try:
+            df = load_results(args.out)
+        except NoResultsYet:
+            text = pending_text(args.out)
+            if text is None:
+                raise
+            _write(text, args.output)
+            return 0
         if args.layout == "compute":
             from ssl_bench.report.compute_curves import compute_tables
 

@@ -115,7 +115,16 @@ def write_report(out_dir: str, output: str | None = None) -> Path:
     """Write OUT/report.html (or `output`) and OUT/plots/*.png; returns the page's path."""
     if not Path(out_dir).is_dir():
         raise UserError(f"result folder {out_dir}: not found; allowed: a folder written by `ssl-bench run`")
-    page, pngs = build_report(out_dir)
+    from ssl_bench.report.pending import pending_page, pending_text
+    from ssl_bench.report.tables.load import NoResultsYet
+
+    try:
+        page, pngs = build_report(out_dir)
+    except NoResultsYet:
+        text = pending_text([str(out_dir)])
+        if text is None:
+            raise
+        page, pngs = pending_page(out_dir, text), {}
     path = Path(output) if output else Path(out_dir) / REPORT_FILE
     if not path.parent.is_dir():
         raise UserError(f"--output {output}: folder {path.parent} does not exist; allowed: a file in an existing "
