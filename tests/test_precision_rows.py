@@ -68,3 +68,15 @@ def test_footnote_lists_each_combination_with_its_methods(finished_tiny, tmp_pat
     df = pd.DataFrame(rows)
     text = render(df, layout="linear")
     assert "fp32 on cpu" in text and ": random" in text and "bf16 on cpu" in text and "8 threads: byol" in text
+
+
+def test_summary_layout_shows_each_cells_interval(finished_tiny, capsys):
+    import re
+
+    _, out = finished_tiny
+    assert main(["table", str(out), "--layout", "summary", "--ci"]) == 0
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if line.startswith(("| random", "| byol"))]
+    assert len(rows) == 2 and all(len(re.findall(r"\d+\.\d \[\d+\.\d, \d+\.\d\]", r)) == 2 for r in rows)
+    assert "Ran in fp32 on cpu" in text
+    assert main(["table", str(out), "--layout", "summary", "--format", "latex"]) == 2
