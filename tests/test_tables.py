@@ -411,7 +411,7 @@ def _write_evidence(folder, run: str, hits: np.ndarray, labels: np.ndarray) -> s
 
 def _bootstrap_means(hits: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     """Each method's top-1 on the same resamples of the test images, directly (numpy indexing)."""
-    from ssl_bench.report.html import stats
+    from ssl_bench.report import stats
     rng, out = np.random.default_rng(stats.BOOTSTRAP_SEED), {m: [] for m in hits}
     for _ in range(0, stats.BOOTSTRAP_RESAMPLES, stats.BOOTSTRAP_CHUNK):
         idx = rng.integers(0, n, (stats.BOOTSTRAP_CHUNK, n))
