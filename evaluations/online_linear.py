@@ -29,7 +29,7 @@ class OnlineLinearEvaluation(Evaluation):
 
     name = "online_linear"
     defaults: dict[str, Any] = {}
-    protocols = (Protocol("online_linear", "Linear (online)", 35, ("top1", "top5"), table="linear",
+    protocols = (Protocol("online_linear", "Linear (online)", 35, ("top1", "top5"), table="online",
                           recipe_fields=ONLINE_FIELDS),)
     requires_pretrain = ("online_linear",)  # checked at validate (ssl_bench.config.checks.check_pretrain_needs)
 

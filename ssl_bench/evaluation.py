@@ -77,7 +77,8 @@ class Protocol:
     linear_sgd 30, online_linear 35, semi_supervised 40, transfer_linear 50, transfer_finetune 60); `metrics` are
     the metrics its rows carry, the first one being the headline. `table` names the preset table of
     `ssl-bench table` that shows it: "linear" (BYOL Table 1), "knn", "semi" (Table 2: label-fraction columns),
-    "transfer" (Table 3: one column per dataset), or "" for "Other evaluations". `short` names its columns in
+    "transfer" (Table 3: one column per dataset), "online" (a head trained during pretraining: its own table, never
+    under the frozen-encoder title), or "" for "Other evaluations". `short` names its columns in
     the end-of-run summary (default: the name). Published rows may use any declared protocol name.
     `recipe_fields` name the terms of its evaluation recipe (what `Evaluation.recipe` returns for it, and what a
     published row of this protocol states in its `recipe` column): a delta against a published row is printed

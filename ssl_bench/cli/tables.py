@@ -73,9 +73,27 @@ def _write(text: str, output: str | None) -> None:
 def cmd_table(args: argparse.Namespace) -> int:
     from ssl_bench.report.tables import load_results, render
 
+    from ssl_bench.report.pending import pending_text
+    from ssl_bench.report.tables.load import NoResultsYet
+
     _check_output(args.output, args.force)
     with _warnings_as_lines():
-        df = load_results(args.out)
+        try:
+            df = load_results(args.out)
+        except NoResultsYet:
+            text = pending_text(args.out)
+            if text is None:
+                raise
+            _write(text, args.output)
+            return 0
+        if args.layout == "summary":
+            from ssl_bench.report.tables import summary
+
+            if args.format not in ("markdown", "html"):
+                raise UserError(f"--format {args.format}: --layout summary writes markdown or html; allowed: "
+                                "markdown, html")
+            _write(summary(df, fmt=args.format, ci=args.ci), args.output)
+            return 0
         if args.layout == "compute":
             from ssl_bench.report.compute_curves import compute_tables
 
@@ -130,9 +148,10 @@ def add_parsers(subparsers) -> None:
                                           "best in bold; a dagger where a paired test does not tell a cell from "
                                           "the best.")
     t.add_argument("out", nargs="+", metavar="OUT", help="result folder(s) holding results.jsonl")
-    t.add_argument("--layout", choices=(*LAYOUTS, "compute"), default="auto",
+    t.add_argument("--layout", choices=(*LAYOUTS, "compute", "summary"), default="auto",
                    help="paper presets: linear (Table 1), semi (Table 2), transfer (Table 3); auto/all: every one "
-                        "with results; compute: what each method cost and kNN top-1 at equal compute (markdown)")
+                        "with results; compute: what each method cost and kNN top-1 at equal compute (markdown); "
+                        "summary: the table `ssl-bench run` prints (with --ci: each cell's interval)")
     t.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
     t.add_argument("--rows", action="append", metavar="FIELDS",
                    help="free pivot: record fields for the rows, comma-separated, e.g. method,backbone")

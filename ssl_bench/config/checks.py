@@ -19,6 +19,19 @@ def check_epochs(name: str, trainable: bool, epochs: int, field: str) -> None:
                                     "baselines such as random take 0)")
 
 
+def check_warmup(name: str, warmup: float, epochs: int, method_optim: dict, pretrain_optim: dict, field: str,
+                 epochs_field: str) -> None:
+    """A warmup the suite sets longer than the run never reaches the peak lr nor decays (warmup_cosine): refused,
+    naming where it was set. A method's own default (BYOL: 10) is left alone: short smoke-test suites use it."""
+    if warmup <= epochs:
+        return
+    allowed = f"at most {epochs_field} ({epochs})"
+    if "warmup_epochs" in method_optim:
+        raise v.fail(f"{field}.optim.warmup_epochs", warmup, allowed)
+    if "warmup_epochs" in pretrain_optim:
+        raise v.fail("pretrain.optim.warmup_epochs", warmup, f"{allowed} for method '{name}' ({field})")
+
+
 def evaluation_error(exc: UserError, name: str, field: str) -> UserError:
     """An evaluation's own range check says 'evaluation knn: params.k ...'; name the suite's field instead."""
     msg = str(exc)

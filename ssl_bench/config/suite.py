@@ -89,6 +89,9 @@ def _method(item: Any, field: str, pretrain: dict) -> MethodSpec:
     blur_small = v.as_bool(aug.get("blur_small_images", False), f"{field}.augment.blur_small_images")
     if budget is None:
         checks.check_epochs(name, cls.trainable, epochs, epochs_field)
+        if cls.trainable:
+            checks.check_warmup(name, optim["warmup_epochs"], epochs, v.as_dict(d.get("optim"), f"{field}.optim"),
+                                pretrain["optim"], field, epochs_field)
     label = v.as_safe_name(d.get("label", name), f"{field}.label" if "label" in d else f"{field}.name")
     fingerprint = getattr(cls, "fingerprint", None)  # e.g. `pretrained`: the checkpoint's content hash
     return MethodSpec(name, params, optim, views, blur_small, epochs if cls.trainable else 0, label, preset_name,

@@ -40,17 +40,19 @@ def curves(out_dir: str | Path, df: pd.DataFrame) -> pd.DataFrame:
     return out.dropna(subset=["knn_top1"]) if not out.empty else out
 
 
-def compute_figure(cv: pd.DataFrame) -> Figure | None:
+def compute_figure(cv: pd.DataFrame, styles: dict | None = None) -> Figure | None:
     if cv.empty:
         return None
+    from ssl_bench.report.styles import draw_order, series_styles, style_of
+
+    styles = series_styles(cv["method"]) if styles is None else styles
     fig = Figure(figsize=(9, 3.4), dpi=100)
-    methods = list(dict.fromkeys(cv["method"]))
+    methods = draw_order(cv["method"])
     for i, (axis, label) in enumerate(AXES.items()):
         ax = fig.add_subplot(1, 2, i + 1)
-        for j, m in enumerate(methods):
+        for m in methods:
             for k, (_, run) in enumerate(cv[cv["method"] == m].groupby("run", sort=False)):
-                ax.plot(run[axis], run["knn_top1"], marker="o", ms=3, color=f"C{j % 10}",
-                        label=m if k == 0 else None)
+                ax.plot(run[axis], run["knn_top1"], ms=3, label=m if k == 0 else None, **style_of(styles, m))
         ax.set_xlabel(label)
         ax.set_ylabel("kNN top-1 (%)")
         ax.grid(alpha=0.3)

@@ -11,6 +11,7 @@ import pandas as pd
 from ssl_bench.errors import UserError
 from ssl_bench.jsonl import own_folder, write_bytes_atomic, write_text_atomic
 from ssl_bench.report.plots import PLOTS_DIR, make_figures, png_bytes
+from ssl_bench.report.tables.notes import hardware_notes
 
 REPORT_FILE = "report.html"
 CAPTIONS = {"training": "Training loss per epoch (mean over seeds, band: +- one std over seeds) and kNN top-1 when "
@@ -90,6 +91,7 @@ def build_report(out_dir: str | Path) -> tuple[str, dict[str, bytes]]:
     body = [f"<h1>ssl-bench report: {html.escape(suites)}</h1>",
             f"<p>Folder <code>{html.escape(str(out_dir))}</code>; {n_runs} pretraining runs, {len(df)} result "
             f"records; generated {stamp}.</p>",
+            *[f'<p class="hardware">{html.escape(n)}</p>' for n in hardware_notes(df)],
             "<h2>Summary</h2>", summary(df, fmt="html"),
             "<h2>Tables</h2>", render(df, layout="auto", fmt="html", with_published=True, ci=True)]
     from ssl_bench.report.compute_curves import cost_html
@@ -113,7 +115,16 @@ def write_report(out_dir: str, output: str | None = None) -> Path:
     """Write OUT/report.html (or `output`) and OUT/plots/*.png; returns the page's path."""
     if not Path(out_dir).is_dir():
         raise UserError(f"result folder {out_dir}: not found; allowed: a folder written by `ssl-bench run`")
-    page, pngs = build_report(out_dir)
+    from ssl_bench.report.pending import pending_page, pending_text
+    from ssl_bench.report.tables.load import NoResultsYet
+
+    try:
+        page, pngs = build_report(out_dir)
+    except NoResultsYet:
+        text = pending_text([str(out_dir)])
+        if text is None:
+            raise
+        page, pngs = pending_page(out_dir, text), {}
     path = Path(output) if output else Path(out_dir) / REPORT_FILE
     if not path.parent.is_dir():
         raise UserError(f"--output {output}: folder {path.parent} does not exist; allowed: a file in an existing "

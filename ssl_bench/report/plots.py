@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from ssl_bench.jsonl import own_folder, write_bytes_atomic
 from ssl_bench.report.run_logs import run_logs, series_name
+from ssl_bench.report.styles import draw_order, series_styles, style_of
 from ssl_bench.report.tables.aggregate import aggregate
 from ssl_bench.report.tables.layouts import add_target, own_metric, transfer_mask, transfer_title
 from ssl_bench.report.tables.uncertainty import Uncertainty
@@ -37,12 +38,14 @@ def ci_bars(part: pd.DataFrame, by: str, unc: Uncertainty | None = None) -> pd.D
     bounds = [unc.interval(s)[:2] if s else (np.nan, np.nan) for s in agg["_samples"]]
     lo, hi = (np.array(b, dtype=float) for b in zip(*bounds)) if bounds else (np.array([]), np.array([]))
     mean = agg["mean"].to_numpy(dtype=float)
+    lo, hi = np.clip(lo, 0.0, 100.0), np.clip(hi, 0.0, 100.0)  # percentages: as the tables show them
     out = pd.DataFrame({"mean": mean, "below": np.nan_to_num(mean - lo), "above": np.nan_to_num(hi - mean)},
                        index=agg[by].to_numpy())
     return out.sort_index()
 
 
-def label_fraction_figure(df: pd.DataFrame, unc: Uncertainty | None = None) -> Figure | None:
+def label_fraction_figure(df: pd.DataFrame, unc: Uncertainty | None = None,
+                          styles: dict | None = None) -> Figure | None:
     """Semi-supervised top-1 against the fraction of labels (log x), mean over seeds with confidence-interval bars,
     one line per method."""
     semi = _ok(df[(df["protocol"] == "semi_supervised") & (df["metric"] == "top1")])
@@ -51,10 +54,11 @@ def label_fraction_figure(df: pd.DataFrame, unc: Uncertainty | None = None) -> F
     semi = semi.assign(series=series_name(semi))
     fig = Figure(figsize=(6, 4), dpi=100)
     ax = fig.add_subplot()
-    for name, part in semi.groupby("series", sort=False):
-        stats = ci_bars(part, "label_fraction", unc)
-        ax.errorbar(stats.index * 100, stats["mean"], yerr=[stats["below"], stats["above"]], marker="o", capsize=3,
-                    label=name)
+    styles = palette(semi) if styles is None else styles
+    for name in draw_order(semi["series"]):  # random last: on top of supervised, which it equals here
+        stats = ci_bars(semi[semi["series"] == name], "label_fraction", unc)
+        ax.errorbar(stats.index * 100, stats["mean"], yerr=[stats["below"], stats["above"]], capsize=3,
+                    label=name, **style_of(styles, name))
     ax.set_xscale("log")
     ticks = sorted(semi["label_fraction"].dropna().unique() * 100)
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
@@ -68,7 +72,7 @@ def label_fraction_figure(df: pd.DataFrame, unc: Uncertainty | None = None) -> F
     return fig
 
 
-def training_figure(logs: pd.DataFrame) -> Figure | None:
+def training_figure(logs: pd.DataFrame, styles: dict | None = None) -> Figure | None:
     """Loss per epoch, one panel per method (their scales differ), and kNN top-1 per epoch when logged.
     Mean over seeds with a band of +- std."""
     if logs.empty or "loss" not in logs:
@@ -80,14 +84,15 @@ def training_figure(logs: pd.DataFrame) -> Figure | None:
     nrows = int(np.ceil(panels / cols))
     fig = Figure(figsize=(4 * cols, 3 * nrows), dpi=100)
     axes = [fig.add_subplot(nrows, cols, i + 1) for i in range(panels)]
-    colors = {s: f"C{i % 10}" for i, s in enumerate(series)}
+    styles = series_styles(series) if styles is None else styles
+    colors = {s: style_of(styles, s)["color"] for s in series}
     for ax, name in zip(axes, series):
         _curve(ax, logs[logs["series"] == name], "loss", colors[name], name)
         ax.set_title(f"{name}: training loss", fontsize=9)
         ax.set_ylabel("loss")
     if has_knn:
         ax = axes[-1]
-        for name in series:
+        for name in draw_order(series):
             part = logs[(logs["series"] == name) & logs["knn_top1"].notna()]
             if not part.empty:
                 _curve(ax, part, "knn_top1", colors[name], name)
@@ -110,7 +115,8 @@ def _curve(ax, part: pd.DataFrame, col: str, color: str, label: str) -> None:
         ax.fill_between(x, stats["mean"] - std, stats["mean"] + std, color=color, alpha=0.2)
 
 
-def transfer_figure(df: pd.DataFrame, unc: Uncertainty | None = None) -> Figure | None:
+def transfer_figure(df: pd.DataFrame, unc: Uncertainty | None = None,
+                    styles: dict | None = None) -> Figure | None:
     """Grouped bars per transfer dataset (its own metric), one bar per method, one panel per transfer protocol;
     error bars: the confidence interval of each mean (see ci_bars)."""
     df = add_target(df)
@@ -118,6 +124,7 @@ def transfer_figure(df: pd.DataFrame, unc: Uncertainty | None = None) -> Figure 
     if tr.empty:
         return None
     tr = own_metric(tr).assign(series=lambda d: series_name(d))
+    styles = palette(tr) if styles is None else styles
     protocols = list(dict.fromkeys(tr["protocol"]))
     fig = Figure(figsize=(max(6, 1.2 * tr["eval_dataset"].nunique() + 3), 3.5 * len(protocols)), dpi=100)
     for i, protocol in enumerate(protocols):
@@ -131,7 +138,8 @@ def transfer_figure(df: pd.DataFrame, unc: Uncertainty | None = None) -> Figure 
             stats = ci_bars(part[part["series"] == name], "eval_dataset", unc).reindex(sets)
             x = np.arange(len(sets)) + (j - (len(series) - 1) / 2) * width
             ax.bar(x, stats["mean"], width, yerr=[stats["below"].fillna(0), stats["above"].fillna(0)], capsize=2,
-                   label=name)
+                   label=name, color=style_of(styles, name)["color"],
+                   hatch="//" if style_of(styles, name)["linestyle"] == "--" else None)
         metrics = part.groupby("eval_dataset")["metric"].first()
         ax.set_xticks(np.arange(len(sets)))
         ax.set_xticklabels([dataset_label(d, metrics[d]).replace(" (", "\n(") for d in sets], fontsize=8)
@@ -149,15 +157,25 @@ def png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def palette(df: pd.DataFrame) -> dict[str, dict]:
+    """One style per series of these records, in the tables' method order (declared names, then first seen)."""
+    if df.empty:
+        return {}
+    seen = {m: i for i, m in enumerate(dict.fromkeys(df["method"]))}
+    order = sorted(range(len(df)), key=lambda i: sort_key("method", df["method"].iloc[i], seen))
+    return series_styles(series_name(df).iloc[order])
+
+
 def make_figures(out_dir: str | Path, df: pd.DataFrame) -> dict[str, Figure]:
-    """Every plot the folder has data for, by file stem."""
+    """Every plot the folder has data for, by file stem; one colour per method across all of them."""
     unc = Uncertainty(ci=True)  # one for both plots: each evidence file is resampled once
-    figs = {"label_fraction": label_fraction_figure(df, unc), "transfer": transfer_figure(df, unc)}
+    styles = palette(df)
+    figs = {"label_fraction": label_fraction_figure(df, unc, styles), "transfer": transfer_figure(df, unc, styles)}
     try:
         from ssl_bench.report.compute_curves import compute_figure, curves
 
-        figs["training"] = training_figure(run_logs(out_dir, df))
-        figs["compute"] = compute_figure(curves(out_dir, df))
+        figs["training"] = training_figure(run_logs(out_dir, df), styles)
+        figs["compute"] = compute_figure(curves(out_dir, df), styles)
     except (OSError, ValueError, KeyError) as exc:  # a damaged log must not cost the tables
         warnings.warn(f"training curves skipped: {exc}", stacklevel=2)
     return {k: v for k, v in figs.items() if v is not None}

@@ -6,6 +6,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from ssl_bench import distributed as dist
 from ssl_bench.config.budget import kind_value
 from ssl_bench.config.run_spec import RunSpec
@@ -17,6 +19,7 @@ from ssl_bench.evaluation import recipe_id as evaluation_recipe_id
 
 
 say = dist.say  # re-exported: progress lines print once per process group
+PRECISION = {"off": "fp32", "bf16": "bf16", "fp16": "fp16"}  # pretrain.amp (resolved) -> the row's precision
 CRASH_FILE = "error.txt"  # RUN/error.txt: the traceback of a run that raised (removed when the run starts again)
 
 
@@ -26,7 +29,8 @@ class RunRecorder:
     fine-tune a copy or train from scratch say so with `uses_frozen_encoder: False` (kept in `extra`)."""
 
     def __init__(self, spec: RunSpec, store: ResultsStore, suite_name: str,
-                 guard: Callable[[], None] | None = None):
+                 guard: Callable[[], None] | None = None, device: torch.device | None = None,
+                 trains: bool = True):
         self.spec, self.store, self.guard = spec, store, guard  # guard: raises once the run's claim is lost
         self.extra: dict[str, Any] = {}
         self.collapsed = False
@@ -39,7 +43,7 @@ class RunRecorder:
                      "epochs": None if spec.method.budget else spec.method.epochs,
                      "budget_kind": kind_value(spec.method)[0], "budget_value": kind_value(spec.method)[1],
                      "method_params": spec.method.params, "optim": spec.method.optim, "augment": spec.method.views,
-                     "versions": versions()}
+                     "versions": versions(), **hardware(spec, device, trains)}
 
     def set_collapse_score(self, score: float, collapsed: bool) -> None:
         self.extra["collapse_score"] = score
@@ -107,6 +111,15 @@ class RunRecorder:
         manifest = (self.extra.get("split_info") or {}).get("manifest") or {}
         return {"recipe": recipe, "recipe_id": evaluation_recipe_id(recipe) if recipe else None,
                 "dataset_manifest": manifest.get("id")}
+
+def hardware(spec: RunSpec, device: torch.device | None, trains: bool = True) -> dict[str, Any]:
+    """What a number depends on beyond the recipe (README: the quickstart differed by up to 10 points between
+    bf16 and fp32 CPUs): the precision pretraining ran in (fp32 for an untrained row: evaluations never autocast),
+    the device type and the intra-op CPU thread count."""
+    amp = spec.pretrain.get("amp", "off") if trains else "off"
+    return {"precision": PRECISION.get(amp, amp), "device": str(device.type if device is not None else "cpu"),
+            "threads": torch.get_num_threads()}
+
 
 def one_line(exc: Exception) -> str:
     """`Type: message`; a DataLoader worker's re-raised error keeps only its last line (the original message)."""

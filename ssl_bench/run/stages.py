@@ -116,7 +116,8 @@ def _execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]], loggers
     if dist.is_main():  # this process holds the run: what a crashed writer left is garbage
         checkpoint.clean_run_tmp(run_dir)
         (run_dir / CRASH_FILE).unlink(missing_ok=True)  # a crash of an earlier attempt: this one starts over
-    recorder = RunRecorder(spec, env.store, env.suite.name, env.claim.check if env.claim else None)
+    recorder = RunRecorder(spec, env.store, env.suite.name, env.claim.check if env.claim else None, env.device,
+                           trains=METHODS.get(spec.method.name).trainable and spec.method.trained)
     recorder.on_record = loggers.log_results  # every result row to the loggers too
     say(f"[run] {spec.run_id}")
     try:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ssl_bench.weights.load import read_checkpoint
+from ssl_bench.weights.snippets import load_snippets
 from ssl_bench.errors import UserError
 from ssl_bench.jsonl import open_new
 from ssl_bench.run.ledger import ResultsStore, now
@@ -53,7 +54,8 @@ def _short(x: Any) -> Any:
     return x if not isinstance(x, str) or len(x) <= 256 else f"{x[:40]}... ({len(x)} characters)"
 
 
-def model_card(run_dir: Path, info: dict[str, Any], fmt: str, output: Path, digest: str) -> dict[str, Any]:
+def model_card(run_dir: Path, info: dict[str, Any], fmt: str, output: Path, digest: str,
+               in_chans: int = 3) -> dict[str, Any]:
     config = info.get("config", {})
     rows = ResultsStore(run_dir.parent.parent).run_rows(run_dir.name)
     name = config.get("backbone", "?")
@@ -68,13 +70,15 @@ def model_card(run_dir: Path, info: dict[str, Any], fmt: str, output: Path, dige
         "backbone": {"name": name, "kwargs": kwargs, "small_stem": config.get("small_stem")},
         "results": [{k: _short(r.get(k)) for k in ("protocol", "eval_dataset", "metric", "label_fraction", "value",
                                                    "status")} for r in rows],
-        "load": {"timm": f"timm.create_model({name!r}, pretrained=True, num_classes=0, "
-                         f"pretrained_cfg_overlay=dict(file={str(output)!r}), **{kwargs!r})",
-                 "torchvision": f"model.load_state_dict(torch.load({str(output)!r}), strict=False)  # no fc",
-                 "ssl_bench": f"methods: [{{name: pretrained, params: {{checkpoint: {output}, format: {fmt}}}}}]",
-                 "note": "ssl-bench narrows single-conv stems (stem_width) and may use a small-image stem; load "
-                         "such encoders with the `pretrained` method, or rebuild the same stem before loading"},
+        "load": load_snippets(name, kwargs, config.get("small_stem", "auto"), info.get("image_size"), in_chans,
+                              str(output), fmt),
     }
+
+
+def _in_chans(state: dict[str, torch.Tensor]) -> int:
+    """Input channels of the encoder: those of its first 4-d (convolution) weight."""
+    first = next((v for v in state.values() if getattr(v, "ndim", 0) == 4), None)
+    return int(first.shape[1]) if first is not None else 3
 
 
 def _check_destination(run_dir: Path, fmt: str, output: Path, card_path: Path) -> None:
@@ -101,10 +105,11 @@ def export_run(run_dir: str | os.PathLike, fmt: str, output: str | os.PathLike) 
         raise UserError(f"--format torchvision: backbone {backbone!r} has no torchvision layout; allowed: timm "
                         "(torchvision shares key names with timm for ResNets only)")
     buffer = io.BytesIO()
-    torch.save(encoder_state(run_dir), buffer)  # timm and torchvision ResNets share key names; no classifier
+    state = encoder_state(run_dir)
+    torch.save(state, buffer)  # timm and torchvision ResNets share key names; no classifier
     blob = buffer.getvalue()
-    card = json.dumps(model_card(run_dir, info, fmt, output, hashlib.sha256(blob).hexdigest()), indent=1,
-                      default=str)
+    card = json.dumps(model_card(run_dir, info, fmt, output, hashlib.sha256(blob).hexdigest(), _in_chans(state)),
+                      indent=1, default=str)
     temporaries = [p.with_name(f"{p.name}.tmp{os.getpid()}") for p in (output, card_path)]
     placed: list[Path] = []
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ssl_bench.report.tables.notes import table_notes as budget_notes
+from ssl_bench.report.tables.notes import hardware_notes, table_notes as budget_notes
 from ssl_bench.errors import UserError
 from ssl_bench.report.tables.aggregate import aggregate, check_fields, mark_best
 from ssl_bench.report.tables.layouts import LAYOUTS, Section, add_target, pivot_section, preset_sections
@@ -51,7 +51,7 @@ def section_frame(sec: Section, df: pd.DataFrame, published: pd.DataFrame | None
     unc = unc or Uncertainty()
     ours = sec.select(df)
     sec.notes = list(dict.fromkeys(sec.notes + [n for n in df.attrs.get("notes", []) if _marked(ours, n)]
-                                   + budget_notes(ours)))  # which budget (images seen, wall time) was matched
+                                   + budget_notes(ours) + hardware_notes(ours)))  # budget matched; precision
     shown = relevant(sec, ours, published) if published is not None else None
     if shown is not None and not shown.empty:
         sec.rows = widen_rows(sec, ours, shown)

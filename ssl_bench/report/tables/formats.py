@@ -40,6 +40,12 @@ def _num(v: float, decimals: int, reported: bool = False) -> str:
     return f"{v:.{decimals}f}"
 
 
+def clip_percent(lo: float, hi: float) -> tuple[float, float]:
+    """An interval as shown: every metric is a percentage (ssl_bench.metrics), so a Student t interval over two
+    or three seeds reaching past 0 or 100 is cut there on display; the CSV keeps the raw bounds."""
+    return max(lo, 0.0), min(hi, 100.0)
+
+
 def cell_text(c: Cell, st: Style, n_max: int, decimals: int = 1) -> str:
     if c.kind == "missing":
         return st.dash
@@ -49,7 +55,8 @@ def cell_text(c: Cell, st: Style, n_max: int, decimals: int = 1) -> str:
         return st.escape(c.status)
     text = _num(c.mean, decimals, c.reported)
     if c.ci_method in ("t", "bootstrap"):  # --ci: the interval replaces the std
-        text += f" [{_num(c.ci_lo, decimals)}, {_num(c.ci_hi, decimals)}]"
+        lo, hi = clip_percent(c.ci_lo, c.ci_hi)
+        text += f" [{_num(lo, decimals)}, {_num(hi, decimals)}]"
     elif c.ci_method == NO_EVIDENCE:
         text += " [n/a]"
     elif not math.isnan(c.std):

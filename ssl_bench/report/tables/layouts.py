@@ -16,6 +16,8 @@ from ssl_bench.report.tables.vocab import dataset_label, fraction_label, headlin
 
 LAYOUTS = ("auto", "linear", "semi", "transfer", "all")
 PIVOT_COLUMNS = ("protocol", "target", "label_fraction", "metric")
+# The online head learned beside pretraining from a moving encoder: not a probe of the frozen encoder.
+ONLINE_TITLE = "Online linear head (trained during pretraining; not a frozen-encoder probe)"
 
 
 @dataclass
@@ -80,6 +82,10 @@ def _knn_mask(df):
     return (_tables(df) == "knn") & _own_data(df)
 
 
+def _online_mask(df):
+    return (_tables(df) == "online") & _own_data(df)
+
+
 def _semi_mask(df):
     return _tables(df) == "semi"
 
@@ -102,8 +108,12 @@ def _semi(df):
     return df[_semi_mask(df)]
 
 
+def _online(df):
+    return df[_online_mask(df)]
+
+
 def _other(df):
-    return df[~(_linear_mask(df) | _knn_mask(df) | _semi_mask(df) | transfer_mask(df))]
+    return df[~(_linear_mask(df) | _knn_mask(df) | _online_mask(df) | _semi_mask(df) | transfer_mask(df))]
 
 
 def _transfer_of(protocol_name: str):
@@ -137,6 +147,7 @@ def preset_sections(df: pd.DataFrame, layout: str) -> list[Section]:
     out: list[Section] = []
     if layout in ("linear", "auto", "all"):
         out.append(Section("linear", "Linear evaluation (frozen encoder)", _linear, rows, _by_protocol(_linear(df))))
+        out.append(Section("online", ONLINE_TITLE, _online, rows, _by_protocol(_online(df))))
         if layout != "linear":
             out.append(Section("knn", "k-nearest-neighbour classifier (frozen encoder)", _knn, rows,
                                _by_protocol(_knn(df))))
@@ -176,7 +187,12 @@ def pivot_section(df: pd.DataFrame, rows: list[str] | None, columns: list[str] |
         columns = [c for c in _varying(recs, PIVOT_COLUMNS, ("protocol", "metric")) if c not in (rows or [])]
     if rows is None:
         rows = [r for r in row_fields(recs) if r not in columns]
-    return Section("pivot", "Results", select, list(rows), list(columns), rows_given=rows_given)
+    notes = []
+    if "label_fraction" in recs and recs["label_fraction"].dropna().nunique() > 1 \
+            and "label_fraction" not in [*rows, *columns]:  # 1% and 10% of labels are two results, never one mean
+        columns = [*columns, "label_fraction"]
+        notes.append("Label fractions are kept apart (one column each): a cell never averages across them.")
+    return Section("pivot", "Results", select, list(rows), list(columns), notes=notes, rows_given=rows_given)
 
 
 def summary_section(df: pd.DataFrame) -> Section:

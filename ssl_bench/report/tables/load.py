@@ -36,6 +36,11 @@ def read_records(path: Path, found: tuple[list, list] | None = None) -> list[dic
     return records
 
 
+class NoResultsYet(UserError):
+    """The folders exist but hold no result row yet (a suite before its first evaluation finished): `table` and
+    `report` then show the runs still pending (ssl_bench.report.pending) instead of refusing."""
+
+
 def load_results(dirs: list[str]) -> pd.DataFrame:
     """All records of DIR/results.jsonl for each DIR, one row each, plus `out_dir`.
 
@@ -53,17 +58,17 @@ def load_results(dirs: list[str]) -> pd.DataFrame:
         path = folder / RESULTS_FILE
         found = ResultsStore(folder).read_view()  # the view, rebuilt first from the batch files when stale
         if not path.is_file() and not any(found):
-            raise UserError(f"{path}: not found; allowed: a result folder written by `ssl-bench run`")
+            raise (NoResultsYet if (folder / "matrix.json").is_file() else UserError)(f"{path}: not found; allowed: a result folder written by `ssl-bench run`")
         mine = read_records(path, found)
         records += mine
         out_dirs += [str(folder)] * len(mine)  # a column, not a copy of every record
     if not records:
-        raise UserError(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
+        raise NoResultsYet(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
     applies = [r.get("status") != "skipped" for r in records]  # a protocol that does not apply to the run
     records = [r for r, keep in zip(records, applies) if keep]
     out_dirs = [d for d, keep in zip(out_dirs, applies) if keep]
     if not records:
-        raise UserError(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
+        raise NoResultsYet(f"results.jsonl in {', '.join(dirs)}: no records yet; allowed: folders with finished runs")
     unknown = undeclared_protocols(records)
     if unknown:
         warnings.warn(f"protocol(s) {unknown} are declared by no installed evaluation (is a plugin missing?); their "

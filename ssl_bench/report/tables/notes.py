@@ -24,3 +24,27 @@ def table_notes(rows: pd.DataFrame) -> list[str]:
         whose = "" if len(groups) == 1 and len(budgeted) == len(trained) else f": {', '.join(names)}"
         notes.append(f"Pretrained to equal {WHAT[kind]}, {amount} per method{how}{whose}.")
     return notes
+
+
+HARDWARE = ("precision", "device", "compute_device", "threads")  # recorded in every row (run/recorder.hardware)
+
+
+def hardware_notes(rows: pd.DataFrame) -> list[str]:
+    """One footnote naming the precision, device and CPU thread count the shown rows ran with (several
+    combinations: each with its methods), or saying they were not recorded (rows written before 2026-12)."""
+    if rows.empty:
+        return []
+    if "precision" not in rows or rows["precision"].isna().all():
+        return ["Precision, device and threads: not recorded in these rows (written by an older ssl-bench)."]
+    have = rows.assign(**{f: rows[f].astype(object).where(rows[f].notna(), "?").astype(str) if f in rows else "?"
+                          for f in HARDWARE})
+    groups = have.groupby(list(HARDWARE), sort=True)["method"]
+    parts = []
+    for (precision, device, name, threads), methods in groups:
+        where = device if name in ("?", "nan", "None", device) else f"{device} ({name})"
+        threads = str(threads).removesuffix(".0")
+        text = f"{precision} on {where}, {threads} thread{'' if threads == '1' else 's'}"
+        if len(groups) > 1:
+            text += f": {', '.join(dict.fromkeys(methods.astype(str)))}"
+        parts.append(text)
+    return ["Ran in " + "; ".join(parts) + "."]
