@@ -44,7 +44,7 @@ from typing import Any, Callable
 
 import torch
 
-from ssl_bench.registry import Registry
+from ssl_bench.registry import CHECKPOINT_FORMATS
 
 Converter = Callable[[dict[str, Any]], tuple[dict[str, torch.Tensor], list[str]]]
 
@@ -61,7 +61,6 @@ class CheckpointFormat:
     description: str = ""
 
 
-CHECKPOINT_FORMATS: Registry[CheckpointFormat] = Registry("checkpoint format")
 
 
 def register_checkpoint_format(name: str, *, detect: Callable[[dict[str, Any]], bool] | None = None,
