@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from ssl_bench.errors import UserError
 from ssl_bench.registry import METRICS
 
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]  # (N x C scores, labels) -> a percentage
@@ -59,8 +60,6 @@ def register_metric(metric: Metric | str | None = None, *, label: str | None = N
 
 def metric_function(name: str, where: str | None = None) -> MetricFn:
     """The compute function of a registered metric (an unknown name, or one only declared, is a UserError)."""
-    from ssl_bench.errors import UserError
-
     m = METRICS.get(name, where)
     if m.compute is None:
         computable = ", ".join(n for n, x in METRICS.items() if x.compute is not None)
@@ -176,8 +175,9 @@ def classification_metrics(scores: torch.Tensor, labels: torch.Tensor, dataset_m
             pred = scores.argmax(dim=1)
             out["mean_per_class"] = mean_per_class_accuracy(pred, labels, scores.shape[1])
             arrays["pred"] = pred
-        elif dataset_metric not in out and selection_metric(dataset_metric) == dataset_metric:  # a plugin's metric
-            out[dataset_metric] = float(metric_function(dataset_metric)(scores, labels))  # no per-image evidence
+        elif dataset_metric not in CLASSIFICATION_METRICS and selection_metric(dataset_metric) == dataset_metric:
+            # a plugin's metric, the dataset's own: reported beside top-1 (no per-image evidence, so no bootstrap)
+            out[dataset_metric] = float(metric_function(dataset_metric)(scores, labels))
     sink = _EVIDENCE.get()
     if sink is not None:
         sink.append(Evidence(out, {k: _compact(k, v) for k, v in arrays.items()}))
