@@ -30,12 +30,13 @@ def toys():
     registry.load_plugins()
     for reg in registry.REGISTRIES.values():
         reg.names()  # each registry's built-ins are registered before the snapshot
-    saved = {kind: dict(reg._items) for kind, reg in registry.REGISTRIES.items()}
+    regs = [*registry.REGISTRIES.values(), registry.DATASET_INFO]
+    saved = [dict(reg._items) for reg in regs]
     modules = set(sys.modules)
     loaded = {kind: registry.import_plugin_file(TOYS / f"{stem}.py") for kind, (stem, _) in KINDS.items()}
     yield loaded
-    for kind, reg in registry.REGISTRIES.items():
-        reg._items = saved[kind]
+    for reg, items in zip(regs, saved):
+        reg._items = items
     for name in set(sys.modules) - modules:
         if name.startswith(registry.PLUGIN_FILE_PREFIX):
             del sys.modules[name]
@@ -106,6 +107,19 @@ def test_an_unknown_metric_names_the_field_the_value_and_the_registered_ones():
         probe_metric(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]), "top_two")
     msg = str(exc.value)
     assert msg.startswith("val_metric: unknown metric 'top_two'") and "toy_top2" in msg and "mean_per_class" in msg
+
+
+def test_a_dataset_declaring_an_unregistered_metric_is_refused_by_validate(tmp_path):
+    from ssl_bench.config.suite import load_suite
+
+    registry.register_dataset("digits_scored_oddly", metric="top_two")(registry.DATASETS.get("digits"))
+    path = tmp_path / "odd.yaml"
+    path.write_text(TINY_SUITE.format(epochs=1).replace("name: digits,", "name: digits_scored_oddly,"))
+    with pytest.raises(UnknownNameError) as exc:
+        load_suite(str(path))
+    msg = str(exc.value)
+    assert msg.startswith("datasets[0].name (dataset 'digits_scored_oddly' declares metric='top_two'): unknown "
+                          "metric 'top_two'") and "toy_top2" in msg
 
 
 # --- optimizers ---------------------------------------------------------------------------------------------------
