@@ -21,7 +21,7 @@ from typing import Any
 from ssl_bench import validate as v
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
-from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics, selection_metric
+from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
 from ssl_bench.evalkit.probe import probe_metric
 from ssl_bench.evalkit.recipes import LINEAR_SGD_FIELDS, SGD_HEAD, check_crop_sampler, crop_terms, lrs_per_256, selection
 from ssl_bench.registry import register_evaluation
@@ -70,7 +70,7 @@ class LinearSGDEvaluation(Evaluation):
         prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"], p["crop_sampler"])
         lrs = batch_scaled_lrs(p["lrs"], p["batch_size"], p["lr_batch_scaling"])
         model = self._train(ctx, bundle.train, bundle.num_classes, prep, lrs)
-        select_by = selection_metric(bundle.metric)
+        select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"
         val_scores, val_y = predict(model, bundle.val, prep, ctx.device, p["batch_size"], ctx.num_workers)
         curve = [probe_metric(s, val_y, select_by) for s in val_scores]
         chosen = head = max(range(len(curve)), key=lambda k: (curve[k], -k))  # ties: the first lr listed

@@ -36,9 +36,8 @@ class Metric:
     compute: MetricFn | None = None  # None: declared only (records may carry it; no probe can select on it)
     multilabel: bool = False  # compute takes N x K {1, 0, -1} targets (map11), not N class indices
 
-    @property
-    def description(self) -> str:  # what `ssl-bench list metrics` shows
-        return self.about or self.label
+    def __post_init__(self) -> None:  # what `ssl-bench list metrics` shows, like a plugin class's docstring
+        object.__setattr__(self, "__doc__", self.about or self.label)
 
 
 def register_metric(metric: Metric | str | None = None, *, label: str | None = None, short: str = "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ssl_bench import registry
 from ssl_bench.cli.console import complain, disk_error_line
 from ssl_bench.errors import DISK_ERRNOS, UserError
 
@@ -35,20 +36,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
             continue
         print(f"{kind}:")
         for name, obj in reg.items():
-            print(f"  {name:<18} {_describe(obj)}")
+            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+            print(f"  {name:<18} {doc[0] if doc else ''}")
         if kind == "backbones":
             print("  (and any timm model name, e.g. resnet18, resnet50, vit_small_patch16_224)")
     return 0
-
-
-def _describe(obj: object) -> str:
-    """One line about a registered object: its declared description (metrics, checkpoint formats, launchers),
-    else its docstring's first line."""
-    text = getattr(obj, "description", None)
-    if not isinstance(text, str):
-        text = getattr(obj, "__doc__", None) or ""
-    lines = text.strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,11 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("suite")
     add_override_arguments(v)
     v.set_defaults(func=_cmd_validate)
-    from ssl_bench.registry import REGISTRIES
-
-    ls = sub.add_parser("list", help="show what is registered: methods, backbones, evaluations, datasets, loggers, "
-                                     "metrics, optimizers, checkpoint formats, launchers, table layouts")
-    ls.add_argument("kind", nargs="?", choices=list(REGISTRIES))
+    ls = sub.add_parser("list", help="show registered methods, backbones, evaluations, datasets")
+    ls.add_argument("kind", nargs="?", choices=list(registry.REGISTRIES))  # metrics, launchers, table_layouts, ...
     ls.set_defaults(func=_cmd_list)
     from ssl_bench.cli.tables import add_parsers
 

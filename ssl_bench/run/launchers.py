@@ -47,6 +47,9 @@ class Launcher:
     per_run: bool = False  # default workers: one per run (a job array), else one
     description: str = ""
 
+    def __post_init__(self) -> None:  # what `ssl-bench list launchers` shows
+        object.__setattr__(self, "__doc__", self.description)
+
 
 def register_launcher(name: str, *, per_run: bool = False) -> Callable[[Callable], Callable]:
     """Register fn(plan: LaunchPlan) -> exit code | None as launcher `name` (its docstring's first line is what

@@ -60,6 +60,9 @@ class CheckpointFormat:
     priority: int = 100
     description: str = ""
 
+    def __post_init__(self) -> None:  # what `ssl-bench list checkpoint_formats` shows
+        object.__setattr__(self, "__doc__", self.description)
+
 
 
 

@@ -17,6 +17,7 @@ from ssl_bench.errors import UserError
 from ssl_bench.registry import TABLE_LAYOUTS
 from ssl_bench.report.tables.vocab import dataset_label, fraction_label, headline_metric, is_missing, metrics, protocol, protocols
 
+LAYOUTS = ("auto", "linear", "semi", "transfer", "all")
 PIVOT_COLUMNS = ("protocol", "target", "label_fraction", "metric")
 
 
@@ -133,8 +134,7 @@ def _varying(df: pd.DataFrame, fields: tuple[str, ...], always: tuple[str, ...])
 
 def preset_sections(df: pd.DataFrame, layout: str) -> list[Section]:
     """Sections of a registered layout that have records (df must carry `target`)."""
-    build = TABLE_LAYOUTS.get(layout, where="--layout")
-    out = [s for s in build(df) if not s.select(df).empty]
+    out = [s for s in TABLE_LAYOUTS.get(layout, where="--layout")(df) if not s.select(df).empty]
     if not out:
         present = ", ".join(sorted(df["protocol"].astype(str).unique()))
         raise UserError(f"--layout {layout}: no matching results; protocols present: {present}")
@@ -144,49 +144,47 @@ def preset_sections(df: pd.DataFrame, layout: str) -> list[Section]:
 # `@register_table_layout("name")` on fn(records with `target`) -> list[Section]; its docstring's first line is
 # what `ssl-bench list table_layouts` shows.
 register_table_layout: Callable[..., Callable[[Callable], Callable]] = TABLE_LAYOUTS.register
+BUILTIN_DOCS = {"auto": "every preset that has results: linear, kNN, semi-supervised, transfer, then the others",
+                "all": "the same tables as auto",
+                "linear": "BYOL Table 1: linear evaluation of the frozen encoder, top-1 / top-5 per method",
+                "semi": "BYOL Table 2: semi-supervised fine-tuning, one column per fraction of labels",
+                "transfer": "BYOL Table 3: transfer, one column per dataset with that dataset's own metric"}
 
 
-@register_table_layout("linear")
-def linear_layout(df: pd.DataFrame) -> list[Section]:
-    """BYOL Table 1: linear evaluation of the frozen encoder, top-1 / top-5 per method"""
-    return [Section("linear", "Linear evaluation (frozen encoder)", _linear, row_fields(df), _by_protocol(_linear(df)))]
+def _register_builtin(name: str) -> None:
+    def layout(df: pd.DataFrame) -> list[Section]:
+        return builtin_sections(df, name)
+
+    layout.__doc__ = BUILTIN_DOCS[name]
+    register_table_layout(name)(layout)
 
 
-def knn_section(df: pd.DataFrame) -> Section:
-    return Section("knn", "k-nearest-neighbour classifier (frozen encoder)", _knn, row_fields(df),
-                   _by_protocol(_knn(df)))
-
-
-@register_table_layout("semi")
-def semi_layout(df: pd.DataFrame) -> list[Section]:
-    """BYOL Table 2: semi-supervised fine-tuning, one column per fraction of labels"""
-    cols = ["target", "label_fraction", "metric"] if _semi(df)["target"].nunique() > 1 else ["label_fraction", "metric"]
-    return [Section("semi", "Semi-supervised fine-tuning (fraction of labels)", _semi, row_fields(df), cols)]
-
-
-@register_table_layout("transfer")
-def transfer_layout(df: pd.DataFrame) -> list[Section]:
-    """BYOL Table 3: transfer, one column per dataset with that dataset's own metric"""
-    out = []
-    for name in df.loc[transfer_mask(df), "protocol"].drop_duplicates():
-        select = _transfer_of(name)
-        out.append(Section(f"transfer:{name}", transfer_title(name), select, row_fields(df),
-                           ["eval_dataset", "metric"], _transfer_label, [transfer_note(select(df))]))
+def builtin_sections(df: pd.DataFrame, layout: str) -> list[Section]:
+    """The sections of built-in preset `layout` (one of LAYOUTS, each registered), with or without records."""
+    rows = row_fields(df)
+    out: list[Section] = []
+    if layout in ("linear", "auto", "all"):
+        out.append(Section("linear", "Linear evaluation (frozen encoder)", _linear, rows, _by_protocol(_linear(df))))
+        if layout != "linear":
+            out.append(Section("knn", "k-nearest-neighbour classifier (frozen encoder)", _knn, rows,
+                               _by_protocol(_knn(df))))
+    if layout in ("semi", "auto", "all"):
+        cols = ["target", "label_fraction", "metric"] if _semi(df)["target"].nunique() > 1 else \
+            ["label_fraction", "metric"]
+        out.append(Section("semi", "Semi-supervised fine-tuning (fraction of labels)", _semi, rows, cols))
+    if layout in ("transfer", "auto", "all"):
+        for name in df.loc[transfer_mask(df), "protocol"].drop_duplicates():
+            select = _transfer_of(name)
+            out.append(Section(f"transfer:{name}", transfer_title(name), select, rows, ["eval_dataset", "metric"],
+                               _transfer_label, [transfer_note(select(df))]))
+    if layout in ("auto", "all"):
+        cols = _varying(_other(df), PIVOT_COLUMNS, ("protocol", "metric"))
+        out.append(Section("other", "Other evaluations", _other, rows, cols))
     return out
 
 
-def other_section(df: pd.DataFrame) -> Section:
-    cols = _varying(_other(df), PIVOT_COLUMNS, ("protocol", "metric"))
-    return Section("other", "Other evaluations", _other, row_fields(df), cols)
-
-
-@register_table_layout("auto")
-def auto_layout(df: pd.DataFrame) -> list[Section]:
-    """every preset that has results: linear, kNN, semi-supervised, transfer, then other evaluations"""
-    return [*linear_layout(df), knn_section(df), *semi_layout(df), *transfer_layout(df), other_section(df)]
-
-
-register_table_layout("all")(auto_layout)  # the same tables under their older name
+for _name in LAYOUTS:
+    _register_builtin(_name)
 
 
 def transfer_note(records: pd.DataFrame) -> str:
