@@ -4,11 +4,11 @@ Each metric a record may carry is declared once, in the metric registry (`Metric
 order, and how to compute it from scores and labels); tables, plots, published rows and the probes' model
 selection read these declarations. A plugin adds a metric in its own file with the decorator
 
-    @register_metric("balanced_error", label="Balanced error", order=50)
-    def balanced_error(scores, labels): ...   # N x C scores, N labels -> a percentage
+    @register_metric("top3", label="Top-3", order=25)
+    def top3(scores, labels): ...   # N x C scores, N labels -> a percentage, higher is better
 
 (or `register_metric(Metric(...))` for a metric that is only declared); a dataset registered with
-`metric="balanced_error"` then has its probes select on it and its rows report it.
+`metric="top3"` then has its probes select on it (the highest value wins) and its rows report it.
 """
 from __future__ import annotations
 
