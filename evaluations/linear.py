@@ -12,7 +12,7 @@ import torch
 
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
-from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
+from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics, selection_metric
 from ssl_bench.evalkit.probe import fit_logistic, l2_grid, score, standardize, sweep_logistic
 from ssl_bench.evalkit.recipes import LBFGS_FIELDS
 from ssl_bench.registry import register_evaluation
@@ -72,7 +72,7 @@ class LinearEvaluation(Evaluation):
         tr_x, va_x, te_x = standardize(*(t.to(dev, torch.float32) for t in (tr_x, va_x, te_x)))
         tr_y, va_y, te_y = (t.to(dev) for t in (tr_y, va_y, te_y))
         multilabel = tr_y.dim() == 2
-        select_by = "map11" if multilabel else ("mean_per_class" if bundle.metric == "mean_per_class" else "top1")
+        select_by = "map11" if multilabel else selection_metric(bundle.metric)
         grid = l2_grid(*self.params["l2_range"], self.params["num_l2"])
         it = self.params["max_iter"]
         with ctx.progress(f"linear {name}: L2 sweep + refit", len(grid) + 1, "fit") as task:

@@ -23,7 +23,7 @@ from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
 from ssl_bench.evalkit.label_subsets import balanced_subset, check_fraction, check_subset_file, declared_fraction, save_subset, subset_file_split
 from ssl_bench.evalkit.recipes import SEMI_FIELDS, SGD_HEAD, check_crop_sampler, crop_terms, lrs_per_256, selection, subset_identity
-from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
+from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics, selection_metric
 from ssl_bench.registry import register_evaluation
 
 from ssl_bench.evalkit.finetune import InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, finetune_grid, number_list, positive_int, predict
@@ -90,7 +90,7 @@ class SemiSupervisedEvaluation(Evaluation):
         name = p["dataset"] or ctx.pretrain.name
         bundle = ctx.pretrain if name == ctx.pretrain.name else ctx.get_dataset(name)
         from_scratch = bool(ctx.method_needs_labels)
-        select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"
+        select_by = selection_metric(bundle.metric)
         prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"], p["crop_sampler"])
         rows: list[dict[str, Any]] = []
         for fraction, idx, stem, train, val in self._subsets(ctx, name, bundle):

@@ -16,7 +16,7 @@ from typing import Any
 from ssl_bench import validate as v
 from ssl_bench.errors import DatasetUnavailableError, UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
-from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
+from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics, selection_metric
 from ssl_bench.registry import DATASETS, register_evaluation
 
 from ssl_bench.evalkit.finetune import InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, finetune_grid, number_list, positive_int, predict
@@ -101,7 +101,7 @@ class TransferEvaluation(Evaluation):
 
     def _finetune_rows(self, ctx: EvalContext, name: str, bundle) -> list[dict[str, Any]]:
         p = self.params
-        select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"  # map11 when multi-label
+        select_by = selection_metric(bundle.metric)  # map11 when multi-label
         grid = {"lr": batch_scaled_lrs(p["lrs"], p["batch_size"], p["lr_batch_scaling"]),
                 "weight_decay": p["weight_decays"], "epochs": [p["epochs"]]}
         prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"], p["crop_sampler"])

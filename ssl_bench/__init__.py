@@ -6,8 +6,9 @@ use, so `import ssl_bench` stays light. docs/architecture.md maps the rest of th
   run a suite          run_suite, load_suite, load_results, build_table, write_report
   build plugins        create_method, create_backbone, create_evaluation, create_dataset
   write plugins        register_method, register_backbone, register_evaluation, register_dataset,
-                       declare_dataset, register_metric, register_logger; Method, Evaluation, EvalContext,
-                       Protocol, Metric, Logger;
+                       declare_dataset, register_metric, register_logger, register_optimizer,
+                       register_checkpoint_format, register_launcher, register_table_layout;
+                       Method, Evaluation, EvalContext, Protocol, Metric, Logger, Section (a table), LaunchPlan;
                        Block, MLPHead (heads); Range, OneOf, ExistingFile, DIM, POSITIVE, UNIT (param checks);
                        gather_with_grad, gather_no_grad, all_reduce_mean (losses over processes); UserError
 """
@@ -27,6 +28,10 @@ _API: dict[str, str] = {
                      "declare_dataset", "register_logger"], "ssl_bench.registry"),
     "Logger": "ssl_bench.engine.loggers.base",
     **dict.fromkeys(["register_metric", "Metric"], "ssl_bench.metrics"),
+    "register_optimizer": "ssl_bench.engine.optim",
+    "register_checkpoint_format": "ssl_bench.weights.formats",
+    **dict.fromkeys(["register_launcher", "LaunchPlan"], "ssl_bench.run.launchers"),
+    **dict.fromkeys(["register_table_layout", "Section"], "ssl_bench.report.tables.layouts"),
     "Method": "ssl_bench.method",
     **dict.fromkeys(["Evaluation", "EvalContext", "Protocol"], "ssl_bench.evaluation"),
     **dict.fromkeys(["Block", "MLPHead"], "ssl_bench.heads"),

@@ -1,20 +1,29 @@
 """Classification metrics as pure functions of tensors; every one returns a percentage 0-100.
 
-Each metric a record may carry is declared once here (`Metric`: table label, short mark, order); tables,
-plots and published rows read these declarations. A plugin writing a metric of its own declares it with
-`register_metric(Metric(...))` in its own file.
+Each metric a record may carry is declared once, in the metric registry (`Metric`: table label, short mark,
+order, and how to compute it from scores and labels); tables, plots, published rows and the probes' model
+selection read these declarations. A plugin adds a metric in its own file with the decorator
+
+    @register_metric("top3", label="Top-3", order=25)
+    def top3(scores, labels): ...   # N x C scores, N labels -> a percentage, higher is better
+
+(or `register_metric(Metric(...))` for a metric that is only declared); a dataset registered with
+`metric="top3"` then has its probes select on it (the highest value wins) and its rows report it.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from ssl_bench.registry import Registry
+from ssl_bench.errors import UserError
+from ssl_bench.registry import METRICS
+
+MetricFn = Callable[[torch.Tensor, torch.Tensor], float]  # (N x C scores, labels) -> a percentage
 
 
 @dataclass(frozen=True)
@@ -24,19 +33,47 @@ class Metric:
     short: str  # mark beside a dataset name where it is that dataset's own metric ("" for plain top-1)
     order: float  # place along a table axis
     about: str = ""  # one phrase for table notes
+    compute: MetricFn | None = None  # None: declared only (records may carry it; no probe can select on it)
+    multilabel: bool = False  # compute takes N x K {1, 0, -1} targets (map11), not N class indices
+
+    def __post_init__(self) -> None:  # what `ssl-bench list metrics` shows, like a plugin class's docstring
+        object.__setattr__(self, "__doc__", self.about or self.label)
 
 
-METRICS: Registry[Metric] = Registry("metric")
+def register_metric(metric: Metric | str | None = None, *, label: str | None = None, short: str = "",
+                    order: float = 100, about: str = "", multilabel: bool = False) -> "Metric | Callable[[MetricFn], MetricFn]":
+    """`register_metric(Metric(...))` declares a metric; `@register_metric(name, label=, ...)` on a function
+    fn(scores, labels) -> percentage declares it and lets probes select on it (name: the function's name)."""
+    if isinstance(metric, Metric):
+        return METRICS.register(override=True)(metric)  # idempotent: a plugin file may be imported twice
+
+    def deco(fn: MetricFn) -> MetricFn:
+        key = metric or fn.__name__
+        doc = (fn.__doc__ or "").strip().splitlines()
+        METRICS.register(override=True)(Metric(key, label or key, short, order, about or (doc[0] if doc else ""),
+                                               fn, multilabel))
+        return fn
+
+    return deco
 
 
-def register_metric(metric: Metric) -> Metric:
-    return METRICS.register(override=True)(metric)  # idempotent: a plugin file may be imported twice
+def metric_function(name: str, where: str | None = None) -> MetricFn:
+    """The compute function of a registered metric (an unknown name, or one only declared, is a UserError)."""
+    m = METRICS.get(name, where)
+    if m.compute is None:
+        computable = ", ".join(n for n, x in METRICS.items() if x.compute is not None)
+        raise UserError(f"{where + ': ' if where else ''}metric '{name}' is declared without a compute function; "
+                        f"allowed: {computable}")
+    return m.compute
 
 
-for _m in (Metric("top1", "Top-1", "", 10, "top-1 accuracy"), Metric("top5", "Top-5", "top-5", 20, "top-5 accuracy"),
-           Metric("mean_per_class", "Mean per-class", "mpc", 30, "mean per-class accuracy"),
-           Metric("map11", "mAP (11-pt)", "mAP", 40, "11-point mAP")):
-    register_metric(_m)
+def selection_metric(dataset_metric: str) -> str:
+    """What a probe selects its hyperparameters on for a dataset whose own metric is `dataset_metric`: that
+    metric when it is computable on class labels, else top-1 (multi-label targets always select on map11)."""
+    m = dict(METRICS.items()).get(dataset_metric)
+    return dataset_metric if m is not None and m.compute is not None and not m.multilabel else "top1"
+
+
 # What classification_metrics below may write: an evaluation built on it declares these for its protocols.
 CLASSIFICATION_METRICS = ("top1", "top5", "mean_per_class", "map11")
 
@@ -120,8 +157,8 @@ def map11(scores: torch.Tensor, targets: torch.Tensor) -> float:
 def classification_metrics(scores: torch.Tensor, labels: torch.Tensor, dataset_metric: str = "top1") -> dict[str, float]:
     """The numbers an evaluation reports for one test split, keyed by the record's metric name.
 
-    Single-label: top1, top5 when there are more than 5 classes, and mean_per_class when that is the
-    dataset's own metric. Multi-label (N x K {1, 0, -1} labels): map11 only. Inside `collect_evidence()` the
+    Single-label: top1, top5 when there are more than 5 classes, and the dataset's own metric (mean_per_class,
+    or a registered plugin metric). Multi-label (N x K {1, 0, -1} labels): map11 only. Inside `collect_evidence()` the
     per-image evidence of these numbers is kept as well (see there).
     """
     if labels.dim() == 2:
@@ -137,6 +174,9 @@ def classification_metrics(scores: torch.Tensor, labels: torch.Tensor, dataset_m
             pred = scores.argmax(dim=1)
             out["mean_per_class"] = mean_per_class_accuracy(pred, labels, scores.shape[1])
             arrays["pred"] = pred
+        elif dataset_metric not in CLASSIFICATION_METRICS and selection_metric(dataset_metric) == dataset_metric:
+            # a plugin's metric, the dataset's own: reported beside top-1 (no per-image evidence, so no bootstrap)
+            out[dataset_metric] = float(metric_function(dataset_metric)(scores, labels))
     sink = _EVIDENCE.get()
     if sink is not None:
         sink.append(Evidence(out, {k: _compact(k, v) for k, v in arrays.items()}))
@@ -185,3 +225,23 @@ def _compact(name: str, t: torch.Tensor) -> np.ndarray:
         if np.iinfo(dtype).min <= lo and hi <= np.iinfo(dtype).max:
             return a.numpy().astype(dtype)
     return a.numpy()
+
+
+# --- the built-in metrics -----------------------------------------------------------------------------------------
+
+@register_metric("top1", label="Top-1", order=10, about="top-1 accuracy")
+def _top1(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    return topk_accuracy(scores, labels, 1)
+
+
+@register_metric("top5", label="Top-5", short="top-5", order=20, about="top-5 accuracy")
+def _top5(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    return topk_accuracy(scores, labels, 5)
+
+
+@register_metric("mean_per_class", label="Mean per-class", short="mpc", order=30, about="mean per-class accuracy")
+def _mean_per_class(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    return mean_per_class_accuracy(scores.argmax(dim=1), labels, scores.shape[1])
+
+
+register_metric("map11", label="mAP (11-pt)", short="mAP", order=40, about="11-point mAP", multilabel=True)(map11)

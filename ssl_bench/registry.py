@@ -49,9 +49,15 @@ def _same_plugin_file(old: Any, new: Any) -> bool:
 class Registry(Generic[T]):
     """Maps a name to a plugin object (a class or a factory function)."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, home: str | None = None):
         self.kind = kind
+        self.home = home  # the module that registers the built-in members, imported on first lookup
         self._items: dict[str, T] = {}
+
+    def _load(self) -> None:
+        load_plugins()
+        if self.home is not None and self.home not in sys.modules:
+            importlib.import_module(self.home)
 
     def register(self, name: str | None = None, *, override: bool = False) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -65,7 +71,7 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str, where: str | None = None) -> T:
-        load_plugins()
+        self._load()
         if name not in self._items:
             broken = ", ".join(sorted(broken_entry_points))
             note = f" (entry points that failed to load: {broken})" if broken else ""
@@ -73,15 +79,15 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def __contains__(self, name: object) -> bool:
-        load_plugins()
+        self._load()
         return name in self._items
 
     def names(self) -> list[str]:
-        load_plugins()
+        self._load()
         return sorted(self._items)
 
     def items(self) -> Iterator[tuple[str, T]]:
-        load_plugins()
+        self._load()
         return iter(sorted(self._items.items()))
 
 
@@ -118,6 +124,13 @@ EVALUATIONS: Registry[Any] = Registry("evaluation")
 DATASETS: Registry[Any] = Registry("dataset")  # loaders
 DATASET_INFO: Registry[DatasetInfo] = Registry("dataset")  # every dataset tables may name, with or without a loader
 LOGGERS: Registry[Any] = Registry("logger")  # experiment trackers for output.loggers (engine/loggers/)
+# The closed sets the core chooses from, open to plugins: each registry's built-ins live in its `home` module,
+# which also holds its register_* decorator (docs/architecture.md, "Extension points").
+METRICS: Registry[Any] = Registry("metric", home="ssl_bench.metrics")  # Metric: label, order, compute
+OPTIMIZERS: Registry[Any] = Registry("optimizer", home="ssl_bench.engine.optim")  # fn(groups, lr, recipe)
+CHECKPOINT_FORMATS: Registry[Any] = Registry("checkpoint format", home="ssl_bench.weights.formats")
+LAUNCHERS: Registry[Any] = Registry("launcher", home="ssl_bench.run.launchers")  # Launcher: start(plan)
+TABLE_LAYOUTS: Registry[Any] = Registry("table layout", home="ssl_bench.report.tables.layouts")  # fn(df)
 
 register_method = METHODS.register
 register_backbone = BACKBONES.register
@@ -154,7 +167,8 @@ def _declare(info: DatasetInfo, wins: bool) -> None:
     DATASET_INFO._items[info.name] = info
 
 REGISTRIES = {"methods": METHODS, "backbones": BACKBONES, "evaluations": EVALUATIONS, "datasets": DATASETS,
-              "loggers": LOGGERS}
+              "loggers": LOGGERS, "metrics": METRICS, "optimizers": OPTIMIZERS,
+              "checkpoint_formats": CHECKPOINT_FORMATS, "launchers": LAUNCHERS, "table_layouts": TABLE_LAYOUTS}
 
 
 def load_plugins() -> None:

@@ -11,9 +11,6 @@ import yaml
 
 from ssl_bench.errors import UserError
 
-KINDS = ("methods", "backbones", "evaluations", "datasets", "loggers")
-REGISTRY_KIND = {"methods": "method", "backbones": "backbone", "evaluations": "evaluation", "datasets": "dataset",
-                 "loggers": "logger"}
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`(\[])")
 SUITE_FIELD = {"methods": "methods[].params", "backbones": "backbones[].kwargs", "evaluations": "evaluations[].params",
                "datasets": "datasets[].params"}
@@ -95,7 +92,7 @@ def describe(kind: str, name: str) -> list[str]:
     lines = [f"{name} ({kind[:-1]}, {getattr(obj, '__module__', '?')}): {summary(obj)}"]
     params = plugin_params(kind, name, obj)
     ranges = getattr(obj, "param_ranges", None) or {}
-    lines.append(f"parameters ({SUITE_FIELD[kind]}):" if params else "parameters: none")
+    lines.append(f"parameters ({SUITE_FIELD.get(kind, 'keyword arguments')}):" if params else "parameters: none")
     if kind == "loggers" and getattr(obj, "requires", ()):
         lines.append(f"needs: {', '.join(obj.requires)} (pip install \"ssl-bench[{obj.extra}]\")")
     width = max((len(p) for p in params), default=0)
@@ -113,8 +110,10 @@ def describe(kind: str, name: str) -> list[str]:
 
 
 def run_list(kind: str | None, name: str | None) -> int:
+    from ssl_bench.registry import REGISTRIES
+
     if name and not kind:
         raise UserError(f"list: a name ({name!r}) needs a kind first; allowed: ssl-bench list KIND NAME, "
-                        f"KIND one of {', '.join(KINDS)}")
+                        f"KIND one of {', '.join(REGISTRIES)}")
     print("\n".join(describe(kind, name) if name else list_all(kind)))
     return 0

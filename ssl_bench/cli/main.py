@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ssl_bench import registry
 from ssl_bench.cli.console import complain, disk_error_line
 from ssl_bench.errors import DISK_ERRNOS, UserError
 
@@ -48,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("suite")
     add_override_arguments(v)
     v.set_defaults(func=_cmd_validate)
-    ls = sub.add_parser("list", help="show registered methods, backbones, evaluations, datasets, loggers; "
+    ls = sub.add_parser("list", help="show registered methods, backbones, evaluations, datasets, loggers, metrics, optimizers, checkpoint formats, launchers, table layouts; "
                                      "with KIND NAME, one plugin's parameters, defaults and allowed values")
-    ls.add_argument("kind", nargs="?", choices=["methods", "backbones", "evaluations", "datasets", "loggers"])
+    ls.add_argument("kind", nargs="?", choices=list(registry.REGISTRIES))
     ls.add_argument("name", nargs="?", help="one plugin of KIND, e.g. `ssl-bench list methods byol`")
     ls.set_defaults(func=_cmd_list)
     from ssl_bench.cli.tables import add_parsers

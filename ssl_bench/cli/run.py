@@ -97,29 +97,30 @@ def _rows_of(out: Path, run_ids: set[str]) -> list[dict]:
 
 
 def _launch(args: argparse.Namespace, suite: Suite) -> int:
-    from ssl_bench.run.launchers import LaunchPlan, launch_local, launch_slurm
-    from ssl_bench.run.suite_runner import default_out_dir, prepare_out_dir
-    from ssl_bench.config.run_spec import num_runs
-
-    out = Path(args.out) if args.out else default_out_dir(suite)
-    from ssl_bench.errors import UserError
     from ssl_bench.config.launcher import LAUNCHER_DEFAULTS
+    from ssl_bench.config.run_spec import num_runs
+    from ssl_bench.errors import UnknownNameError, UserError
+    from ssl_bench.registry import LAUNCHERS
+    from ssl_bench.run.launchers import LaunchPlan
+    from ssl_bench.run.suite_runner import default_out_dir, prepare_out_dir
 
+    if args.launcher not in LAUNCHERS:  # the suite's plugins (loaded by load_suite) may register launchers
+        raise UnknownNameError("launcher", args.launcher, ["none", *LAUNCHERS.names()], "--launcher")
+    launcher = LAUNCHERS.get(args.launcher)
+    out = Path(args.out) if args.out else default_out_dir(suite)
     given = {k: v for k, v in vars(args).items() if k in LAUNCHER_DEFAULTS and v is not None}
     for key, value in given.items():
         if isinstance(value, (int, float)) and value < 1 and key != "mem_gb":
             raise UserError(f"--{key.replace('_', '-')}: bad value {value}; allowed: an integer >= 1")
     o = {**LAUNCHER_DEFAULTS, **suite.launcher, **given}
-    workers = o["workers"] or (num_runs(suite) if args.launcher == "slurm" else 1)
+    workers = o["workers"] or (num_runs(suite) if launcher.per_run else 1)
     plan = LaunchPlan(str(Path(args.suite).resolve()), out.resolve(), workers, o["gpus_per_run"], o,
-                      suite_args=suite_args(args))  # the workers run the same effective suite
+                      suite_args=suite_args(args),  # the workers run the same effective suite
+                      cluster=args.slurm_cluster, wait=args.wait)
     prepare_out_dir(out, suite, args.resume, args.overwrite, args.adopt)  # once, here; workers run with --resume
-    if args.launcher == "local":
-        code = launch_local(plan)
-    else:
-        code = launch_slurm(plan, cluster=args.slurm_cluster, wait=args.wait)
-        if not args.wait:
-            return code
+    code = launcher.start(plan)
+    if code is None:  # submitted, not awaited: the table comes with `ssl-bench table` later
+        return 0
     if code not in (0, 3):
         complain(f"error: a worker exited with code {code}; see {out / 'logs'}")
         return code
@@ -162,9 +163,9 @@ def add_run_parsers(sub: argparse._SubParsersAction) -> None:
                    help="no progress display (bars on a terminal, a line per epoch / phase in a log)")
     r.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by a launcher
     g = r.add_argument_group("launchers (defaults from the suite's launcher: block)")
-    g.add_argument("--launcher", choices=["none", "local", "slurm"], default="none",
+    g.add_argument("--launcher", default="none", metavar="NAME",
                    help="none: this process is the only worker (default); local: N worker processes here; "
-                        "slurm: a submitit job array")
+                        "slurm: a submitit job array; or a plugin's (ssl-bench list launchers)")
     g.add_argument("--workers", type=int, help="number of workers (slurm default: one per run)")
     g.add_argument("--gpus-per-run", dest="gpus_per_run", type=int, help="GPUs per worker; > 1 runs DDP")
     for flag, kind, text in (("--partition", str, "SLURM partition"), ("--time-min", int, "SLURM time limit (min)"),

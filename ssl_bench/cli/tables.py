@@ -70,6 +70,16 @@ def _write(text: str, output: str | None) -> None:
     print(f"wrote {path}")
 
 
+def check_layout(layout: str, plugins: list[str] | None) -> None:
+    """--plugins imported (a layout may come from one), then --layout checked against the registered layouts."""
+    from ssl_bench.errors import UnknownNameError
+    from ssl_bench.registry import TABLE_LAYOUTS, import_plugins
+
+    import_plugins(plugins or [], Path.cwd(), "--plugins")
+    if layout not in ("compute", "summary") and layout not in TABLE_LAYOUTS:
+        raise UnknownNameError("table layout", layout, [*TABLE_LAYOUTS.names(), "compute", "summary"], "--layout")
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from ssl_bench.report.tables import load_results, render
 
@@ -77,6 +87,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     from ssl_bench.report.tables.load import NoResultsYet
 
     _check_output(args.output, args.force)
+    check_layout(args.layout, args.plugins)
     with _warnings_as_lines():
         try:
             df = load_results(args.out)
@@ -141,17 +152,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_parsers(subparsers) -> None:
     from ssl_bench.report.tables.formats import FORMATS
-    from ssl_bench.report.tables.layouts import LAYOUTS
 
     t = subparsers.add_parser("table", help="comparison tables over one or more result folders",
                               description="Mean +- std (or --ci: an interval) over seeds per method and protocol; "
                                           "best in bold; a dagger where a paired test does not tell a cell from "
                                           "the best.")
     t.add_argument("out", nargs="+", metavar="OUT", help="result folder(s) holding results.jsonl")
-    t.add_argument("--layout", choices=(*LAYOUTS, "compute", "summary"), default="auto",
+    t.add_argument("--layout", default="auto", metavar="NAME",
                    help="paper presets: linear (Table 1), semi (Table 2), transfer (Table 3); auto/all: every one "
                         "with results; compute: what each method cost and kNN top-1 at equal compute (markdown); "
-                        "summary: the table `ssl-bench run` prints (with --ci: each cell's interval)")
+                        "summary: the table `ssl-bench run` prints (with --ci: each cell's interval); or a plugin's "
+                        "(ssl-bench list table_layouts)")
+    t.add_argument("--plugins", action="append", metavar="FILE_OR_MODULE",
+                   help="import a plugin first (a .py file or a module name), e.g. one that registers a layout")
     t.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default markdown)")
     t.add_argument("--rows", action="append", metavar="FIELDS",
                    help="free pivot: record fields for the rows, comma-separated, e.g. method,backbone")

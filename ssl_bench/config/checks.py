@@ -56,6 +56,16 @@ def check_eval_dataset_names(params: dict[str, Any], field: str) -> None:
     for name, where in names:
         DATASETS.get(v.as_str(name, where), where=where)
         v.as_safe_name(name, where)
+        check_dataset_metric(name, where)
+
+
+def check_dataset_metric(name: str, field: str) -> None:
+    """The metric a dataset's registration declares (its headline, what probes select on) is a registered one."""
+    from ssl_bench.registry import DATASET_INFO, METRICS
+
+    info = DATASET_INFO._items.get(name) if isinstance(name, str) else None  # the caller looked the name up
+    if info is not None and info.metric is not None:
+        METRICS.get(info.metric, where=f"{field} (dataset '{name}' declares metric={info.metric!r})")
 
 
 def check_dataset_loader(name: str, field: str) -> None:

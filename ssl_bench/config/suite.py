@@ -158,6 +158,7 @@ def _dataset(item: Any, field: str) -> DatasetSpec:
 
     name, d = _entry(item, field, ["image_size", "params", "label"])
     checks.check_dataset_loader(name, f"{field}.name")
+    checks.check_dataset_metric(name, f"{field}.name")
     loader = DATASETS.get(name, where=f"{field}.name")
     v.as_safe_name(name, f"{field}.name")  # a plugin may register any string; it becomes part of run folders
     # the name records, tables and published rows use (e.g. `imagenet` for an image_folder of ImageNet)

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from ssl_bench.registry import Registry
+from ssl_bench.registry import OPTIMIZERS
 
 
 def no_decay_tokens(model: nn.Module) -> set[str]:
@@ -133,9 +133,10 @@ def build_optimizer(model: nn.Module, recipe: dict[str, Any], lr: float,
     return OPTIMIZERS.get(recipe["optimizer"], where="optim.optimizer")(groups, lr, recipe)
 
 
-OPTIMIZERS: Registry[Callable[[list[dict[str, Any]], float, dict[str, Any]], torch.optim.Optimizer]] = \
-    Registry("optimizer")
-register_optimizer = OPTIMIZERS.register  # `@register_optimizer("name")` on fn(groups, lr, recipe) -> Optimizer
+OptimizerFactory = Callable[[list[dict[str, Any]], float, dict[str, Any]], torch.optim.Optimizer]
+# `@register_optimizer("name")` on fn(param groups, peak lr, the optim recipe) -> torch Optimizer; a suite picks it
+# with `optim: {optimizer: name}` (checked against this registry). Its docstring's first line is its description.
+register_optimizer: Callable[..., Callable[[OptimizerFactory], OptimizerFactory]] = OPTIMIZERS.register
 
 
 @register_optimizer("lars")

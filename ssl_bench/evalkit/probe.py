@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ssl_bench.metrics import map11, mean_per_class_accuracy, topk_accuracy
+from ssl_bench.metrics import map11, metric_function
 
 
 def standardize(train_x: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
@@ -90,12 +90,11 @@ def score(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def probe_metric(scores: torch.Tensor, y: torch.Tensor, metric: str = "top1") -> float:
-    """The model-selection number: map11 for multi-label y, else top1 or mean_per_class."""
+    """The model-selection number: map11 for multi-label y, else the registered metric `metric` (top1,
+    mean_per_class, or a plugin's: ssl_bench.metrics.register_metric)."""
     if y.dim() == 2:
         return map11(scores, y)
-    if metric == "mean_per_class":
-        return mean_per_class_accuracy(scores.argmax(dim=1), y, scores.shape[1])
-    return topk_accuracy(scores, y, 1)
+    return float(metric_function(metric, where="val_metric")(scores, y))
 
 
 def l2_grid(low: float, high: float, num: int) -> list[float]:

@@ -5,6 +5,11 @@
 - slurm: a submitit job array, one task per worker (default: one per run); a task preempted or timed out is
   requeued by submitit and resumes from its run's last epoch checkpoint (the worker runs with --resume).
 The parent prepares the output folder once (marker, --overwrite), then every worker runs with --resume.
+
+A launcher is one function registered with `@register_launcher(name)`: start(plan) -> the workers' exit code
+(0 all ok, 3 some rows failed), or None when it submitted them and does not wait (the table then is not
+printed). `ssl-bench run --launcher NAME` picks it (checked against this registry); `per_run=True` makes its
+default number of workers one per run instead of one.
 """
 from __future__ import annotations
 
@@ -13,11 +18,13 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ssl_bench.errors import UserError
 from ssl_bench.jsonl import open_new, own_folder
+from ssl_bench.registry import LAUNCHERS
 from ssl_bench.run.signals import forward
+
 
 @dataclass
 class LaunchPlan:
@@ -27,6 +34,44 @@ class LaunchPlan:
     gpus_per_run: int
     options: dict[str, Any]
     suite_args: list[str] = field(default_factory=list)  # the command line's PATH=VALUE overrides and --sweeps
+    cluster: str | None = None  # slurm: submitit's executor (slurm, or local / debug in tests)
+    wait: bool = False  # slurm: wait for the job array to end
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """A registered launcher: `start(plan)` runs or submits plan.workers workers (see the module docstring)."""
+
+    name: str
+    start: Callable[[LaunchPlan], int | None]
+    per_run: bool = False  # default workers: one per run (a job array), else one
+    description: str = ""
+
+    def __post_init__(self) -> None:  # what `ssl-bench list launchers` shows
+        object.__setattr__(self, "__doc__", self.description)
+
+
+def register_launcher(name: str, *, per_run: bool = False) -> Callable[[Callable], Callable]:
+    """Register fn(plan: LaunchPlan) -> exit code | None as launcher `name` (its docstring's first line is what
+    `ssl-bench list launchers` shows)."""
+
+    def deco(start: Callable[[LaunchPlan], int | None]) -> Callable[[LaunchPlan], int | None]:
+        doc = (start.__doc__ or "").strip().splitlines()
+        LAUNCHERS.register(name, override=True)(Launcher(name, start, per_run, doc[0] if doc else ""))
+        return start
+
+    return deco
+
+
+def get_launcher(name: str, where: str = "--launcher") -> Launcher:
+    """The launcher registered as `name`; an unknown one is a UserError naming `where` and the known ones."""
+    return LAUNCHERS.get(name, where=where)
+
+
+def worst_code(codes: list[int]) -> int:
+    """The exit code of a set of workers: the first one that is neither 0 nor 3, else the largest (0 when none)."""
+    bad = [c for c in codes if c not in (0, 3)]
+    return (bad[0] if bad else max(codes)) if codes else 0
 
 
 def worker_command(plan: LaunchPlan, gpus: int) -> list[str]:
@@ -67,9 +112,11 @@ def worker_envs(plan: LaunchPlan) -> list[dict[str, str]]:
     return envs
 
 
+@register_launcher("local")
 def launch_local(plan: LaunchPlan) -> int:
-    """Run the workers here and wait for them; the worst exit code of the workers (0 when all are 0). SIGTERM
-    or Ctrl-C here reaches every worker (signals.forward), which releases its claim and stops."""
+    """N worker processes on this machine, each with its own GPUs or a share of the CPU threads
+    Waits for them and returns their worst exit code. SIGTERM or Ctrl-C here reaches every worker
+    (signals.forward), which releases its claim and stops."""
     logs = own_folder(plan.out / "logs")
     procs, files = [], []
     try:
@@ -86,8 +133,7 @@ def launch_local(plan: LaunchPlan) -> int:
     finally:
         for f in files:
             f.close()
-    bad = [c for c in codes if c not in (0, 3)]
-    return (bad[0] if bad else max(codes)) if codes else 0
+    return worst_code(codes)
 
 
 class SuiteWorker:
@@ -127,6 +173,16 @@ def slurm_executor(plan: LaunchPlan, cluster: str | None) -> Any:
 
 def launch_slurm(plan: LaunchPlan, cluster: str | None = None, wait: bool = False) -> int:
     """Submit a job array of `plan.workers` tasks; print the job id and how to watch it."""
+    return _submit(plan, cluster, wait) or 0
+
+
+@register_launcher("slurm", per_run=True)
+def _slurm(plan: LaunchPlan) -> int | None:
+    """a submitit job array, one task per worker (default one per run); preempted tasks requeue and resume"""
+    return _submit(plan, plan.cluster, plan.wait)
+
+
+def _submit(plan: LaunchPlan, cluster: str | None, wait: bool) -> int | None:
     ex = slurm_executor(plan, cluster)
     jobs = ex.map_array(SuiteWorker(plan), list(range(plan.workers)))
     array_id = str(jobs[0].job_id).split("_")[0]
@@ -134,7 +190,5 @@ def launch_slurm(plan: LaunchPlan, cluster: str | None = None, wait: bool = Fals
           f"  watch: squeue -j {array_id}   progress: ssl-bench status {plan.out}\n"
           f"  logs: {plan.out / 'logs' / 'slurm'}", flush=True)
     if not wait:
-        return 0
-    codes = [job.result() for job in jobs]
-    bad = [c for c in codes if c not in (0, 3)]
-    return (bad[0] if bad else max(codes)) if codes else 0
+        return None
+    return worst_code([job.result() for job in jobs])

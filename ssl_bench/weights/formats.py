@@ -44,7 +44,7 @@ from typing import Any, Callable
 
 import torch
 
-from ssl_bench.registry import Registry
+from ssl_bench.registry import CHECKPOINT_FORMATS
 
 Converter = Callable[[dict[str, Any]], tuple[dict[str, torch.Tensor], list[str]]]
 
@@ -60,8 +60,10 @@ class CheckpointFormat:
     priority: int = 100
     description: str = ""
 
+    def __post_init__(self) -> None:  # what `ssl-bench list checkpoint_formats` shows
+        object.__setattr__(self, "__doc__", self.description)
 
-CHECKPOINT_FORMATS: Registry[CheckpointFormat] = Registry("checkpoint format")
+
 
 
 def register_checkpoint_format(name: str, *, detect: Callable[[dict[str, Any]], bool] | None = None,

@@ -7,7 +7,8 @@ import pandas as pd
 from ssl_bench.report.tables.notes import hardware_notes, table_notes as budget_notes
 from ssl_bench.errors import UserError
 from ssl_bench.report.tables.aggregate import aggregate, check_fields, mark_best
-from ssl_bench.report.tables.layouts import LAYOUTS, Section, add_target, pivot_section, preset_sections
+from ssl_bench.registry import TABLE_LAYOUTS
+from ssl_bench.report.tables.layouts import Section, add_target, pivot_section, preset_sections
 from ssl_bench.report.tables.reference import REPORTED_SETTING, deltas, load_reference, relevant, reported_frame, widen_rows
 from ssl_bench.report.tables.uncertainty import Uncertainty, add_intervals
 
@@ -23,8 +24,7 @@ def is_aggregated(df: pd.DataFrame) -> bool:
 def sections_for(df: pd.DataFrame, layout: str = "auto", rows: list[str] | None = None,
                  columns: list[str] | None = None) -> list[Section]:
     """The tables to print for these records (df must carry `target`, see layouts.add_target)."""
-    if layout not in LAYOUTS:
-        raise UserError(f"--layout: bad value '{layout}'; allowed: {', '.join(LAYOUTS)}")
+    TABLE_LAYOUTS.get(layout, where="--layout")  # an unknown layout is refused before any pivot
     if rows is None and columns is None:
         return preset_sections(df, layout)
     for opt, fields in (("--rows", rows), ("--columns", columns)):
@@ -33,7 +33,7 @@ def sections_for(df: pd.DataFrame, layout: str = "auto", rows: list[str] | None 
                 raise UserError(f"{opt}: empty; allowed: one or more record fields")
             check_fields(df, fields, opt)
     base = None
-    if layout not in ("auto", "all"):
+    if layout not in ("auto", "all"):  # these cover every record: a pivot over them needs no filter
         presets = preset_sections(df, layout)
         base = lambda d: pd.concat([s.select(d) for s in presets])  # noqa: E731
     return [pivot_section(df, rows, columns, base)]

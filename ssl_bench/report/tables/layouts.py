@@ -3,6 +3,8 @@
 Presets follow the BYOL paper: Table 1 (linear, top-1/top-5 per method), Table 2 (semi-supervised, 1% and 10%
 labels), Table 3 (transfer, one column per dataset with that dataset's own metric); plus kNN and a catch-all.
 Which preset shows a protocol is declared by the protocol itself (`Protocol.table`, see ssl_bench.evaluation).
+Each layout is a function fn(records) -> [Section] registered with `@register_table_layout(name)`
+(`ssl-bench table --layout NAME`); sections without records are dropped. A plugin adds one the same way.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Callable
 import pandas as pd
 
 from ssl_bench.errors import UserError
+from ssl_bench.registry import TABLE_LAYOUTS
 from ssl_bench.report.tables.vocab import dataset_label, fraction_label, headline_metric, is_missing, metrics, protocol, protocols
 
 LAYOUTS = ("auto", "linear", "semi", "transfer", "all")
@@ -140,9 +143,34 @@ def _varying(df: pd.DataFrame, fields: tuple[str, ...], always: tuple[str, ...])
 
 
 def preset_sections(df: pd.DataFrame, layout: str) -> list[Section]:
-    """Sections of a preset layout that have records (df must carry `target`)."""
-    if layout not in LAYOUTS:
-        raise UserError(f"--layout: bad value '{layout}'; allowed: {', '.join(LAYOUTS)}")
+    """Sections of a registered layout that have records (df must carry `target`)."""
+    out = [s for s in TABLE_LAYOUTS.get(layout, where="--layout")(df) if not s.select(df).empty]
+    if not out:
+        present = ", ".join(sorted(df["protocol"].astype(str).unique()))
+        raise UserError(f"--layout {layout}: no matching results; protocols present: {present}")
+    return out
+
+
+# `@register_table_layout("name")` on fn(records with `target`) -> list[Section]; its docstring's first line is
+# what `ssl-bench list table_layouts` shows.
+register_table_layout: Callable[..., Callable[[Callable], Callable]] = TABLE_LAYOUTS.register
+BUILTIN_DOCS = {"auto": "every preset that has results: linear, kNN, semi-supervised, transfer, then the others",
+                "all": "the same tables as auto",
+                "linear": "BYOL Table 1: linear evaluation of the frozen encoder, top-1 / top-5 per method",
+                "semi": "BYOL Table 2: semi-supervised fine-tuning, one column per fraction of labels",
+                "transfer": "BYOL Table 3: transfer, one column per dataset with that dataset's own metric"}
+
+
+def _register_builtin(name: str) -> None:
+    def layout(df: pd.DataFrame) -> list[Section]:
+        return builtin_sections(df, name)
+
+    layout.__doc__ = BUILTIN_DOCS[name]
+    register_table_layout(name)(layout)
+
+
+def builtin_sections(df: pd.DataFrame, layout: str) -> list[Section]:
+    """The sections of built-in preset `layout` (one of LAYOUTS, each registered), with or without records."""
     rows = row_fields(df)
     out: list[Section] = []
     if layout in ("linear", "auto", "all"):
@@ -163,11 +191,11 @@ def preset_sections(df: pd.DataFrame, layout: str) -> list[Section]:
     if layout in ("auto", "all"):
         cols = _varying(_other(df), PIVOT_COLUMNS, ("protocol", "metric"))
         out.append(Section("other", "Other evaluations", _other, rows, cols))
-    out = [s for s in out if not s.select(df).empty]
-    if not out:
-        present = ", ".join(sorted(df["protocol"].astype(str).unique()))
-        raise UserError(f"--layout {layout}: no matching results; protocols present: {present}")
     return out
+
+
+for _name in LAYOUTS:
+    _register_builtin(_name)
 
 
 def transfer_note(records: pd.DataFrame) -> str:
