@@ -8,6 +8,7 @@ from PIL import Image
 
 from ssl_bench.cli.main import main
 from ssl_bench.config.suite import load_suite
+from ssl_bench.create import create_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "suites").rglob("*.yaml"))
@@ -44,7 +45,7 @@ def test_suite_validates_offline(suite, offline_home, capsys):
     assert f"{Path(suite).name}: ok" in capsys.readouterr().out.replace(str(REPO / Path(suite).parent) + "/", "")
 
 
-@pytest.mark.parametrize("suite", [s for s in SUITES if Path(s).stem not in ("quickstart", "fashion_mnist")])
+@pytest.mark.parametrize("suite", [s for s in SUITES if Path(s).stem not in ("quickstart", "fashion_mnist", "zoo")])
 def test_reproduction_suites_cite_their_published_rows_and_estimate_hardware(suite):
     text = (REPO / suite).read_text()
     assert "Published rows" in text and "Hardware and time" in text
@@ -70,3 +71,21 @@ def test_imagenet_suites_run_the_deepmind_recipe(epochs, lr, wd, tau, offline_ho
     subsets = [e.params["subset_file"] for e in s.evaluations if e.name == "semi_supervised"]
     assert [Path(f).name for f in subsets] == ["1percent.txt", "10percent.txt"]
     assert len(evals["transfer"]["datasets"]) == 12
+
+
+JOINT_EMBEDDING = {"byol", "simclr", "moco_v2", "moco_v3", "barlow_twins", "vicreg", "simsiam", "nnclr", "swav", "dino"}
+
+
+def test_zoo_suite_trains_every_joint_embedding_method_on_digits_with_knn_and_linear(offline_home):
+    """suites/zoo.yaml (README "Method zoo"): each of the ten methods once, beside random, on the narrow CPU net."""
+    s = load_suite(REPO / "suites/zoo.yaml")
+    names = [m.name for m in s.methods]
+    assert set(names) - {"random", "supervised"} == JOINT_EMBEDDING and len(names) == len(set(names))
+    assert "random" in names and [e.name for e in s.evaluations] == ["knn", "linear"]
+    assert [d.name for d in s.datasets] == ["digits"] and s.backbones[0].kwargs["channels"] == [16, 32, 64, 128]
+    # tiny data: no method keeps a support set, queue or prototype count sized for ImageNet's 1.28M images
+    train = len(create_dataset("digits").split("train"))
+    m = {x.name: x.params for x in s.methods}
+    assert m["nnclr"]["queue_size"] < train and m["moco_v2"]["queue_size"] < train
+    assert m["swav"]["nmb_prototypes"] < s.pretrain["batch_size"]
+    assert m["swav"]["freeze_prototypes_niters"] < s.methods[names.index("swav")].epochs * (train // 128)
