@@ -87,5 +87,6 @@ def test_zoo_suite_trains_every_joint_embedding_method_on_digits_with_knn_and_li
     train = len(create_dataset("digits").split("train"))
     m = {x.name: x.params for x in s.methods}
     assert m["nnclr"]["queue_size"] < train and m["moco_v2"]["queue_size"] < train
-    assert m["swav"]["nmb_prototypes"] < s.pretrain["batch_size"]
-    assert m["swav"]["freeze_prototypes_niters"] < s.methods[names.index("swav")].epochs * (train // 128)
+    steps = s.methods[names.index("swav")].epochs * (train // s.pretrain["batch_size"])
+    assert m["swav"]["freeze_prototypes_niters"] < steps and m["dino"]["warmup_teacher_temp_epochs"] < 12
+    assert m["swav"]["local_crops"] == m["dino"]["local_crops"] == 0  # a 96/224 local crop of 16 px is 7 px
