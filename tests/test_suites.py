@@ -90,3 +90,20 @@ def test_zoo_suite_trains_every_joint_embedding_method_on_digits_with_knn_and_li
     steps = s.methods[names.index("swav")].epochs * (train // s.pretrain["batch_size"])
     assert m["swav"]["freeze_prototypes_niters"] < steps and m["dino"]["warmup_teacher_temp_epochs"] < 12
     assert m["swav"]["local_crops"] == m["dino"]["local_crops"] == 0  # a 96/224 local crop of 16 px is 7 px
+
+
+def test_cifar_suites_train_the_new_methods_with_their_sources_recipes(offline_home):
+    """solo-learn scripts/pretrain/cifar/*.yaml and lightly's cifar10_benchmark.py@42a6a924, converted to this
+    suite's conventions (lr per 256 images, freezing in steps, 2 views)."""
+    solo = {m.name: m for m in load_suite(REPO / "suites/cifar10.yaml").methods}
+    assert JOINT_EMBEDDING <= set(solo) and all(len(m.views) == 2 for m in solo.values())  # num_crops 2
+    assert solo["swav"].params["freeze_prototypes_niters"] == 2 * (50000 // 256)  # freeze_prototypes_epochs 2
+    assert (solo["nnclr"].params["queue_size"], solo["nnclr"].optim["base_lr"]) == (65536, 0.4)
+    assert (solo["dino"].params["out_dim"], solo["dino"].params["momentum_teacher"]) == (4096, 0.9995)
+    assert all(solo[n].optim["lars_eta"] == 0.02 for n in ("barlow_twins", "vicreg", "nnclr", "swav", "dino"))
+    lightly = {m.name: m for m in load_suite(REPO / "suites/cifar10_lightly.yaml").methods}
+    assert JOINT_EMBEDDING - {"vicreg", "moco_v3"} == set(lightly)  # the methods of lightly's CIFAR-10 table
+    # BarlowTwinsModel and NNCLRModel train on simclr_transform, as BYOLModel does
+    assert lightly["barlow_twins"].views == lightly["nnclr"].views == lightly["byol"].views
+    assert lightly["simsiam"].optim["base_lr"] == pytest.approx(0.06 * 256 / 512)  # lr 6e-2, not batch-scaled
+    assert lightly["swav"].optim["base_lr"] == pytest.approx(1e-3 * (512 / 128) * 256 / 512)  # Adam 1e-3 x factor
