@@ -74,3 +74,41 @@ def test_cached_scores_equal_scores_of_the_images(tmp_path, kind):
     cached, y2 = cached_scores(model, ctx, "digits", "test")
     torch.testing.assert_close(cached, direct, rtol=1e-4, atol=1e-5)
     assert torch.equal(y, y2)
+
+
+def _store_worker(rank: int, world: int, tmp: str) -> None:
+    import torch.distributed as tdist
+
+    torch.set_num_threads(1)
+    tdist.init_process_group("gloo", init_method=f"file://{tmp}/init", rank=rank, world_size=world)
+    torch.save(_extract_digits(), f"{tmp}/{rank}.pt")
+    tdist.destroy_process_group()
+
+
+def _extract_digits() -> dict:
+    from ssl_bench.backbones import create_backbone
+    from ssl_bench.evalkit.feature_store import extract_kinds
+    from ssl_bench.evalkit.features import freeze
+
+    bundle = create_dataset("digits")
+    torch.manual_seed(0)
+    enc = freeze(create_backbone("vit_tiny_patch16_224", in_chans=1, image_size=8, patch_size=4, embed_dim=12,
+                                 depth=1, num_heads=3))
+    data = bundle.test.subset(torch.arange(101))  # not a multiple of the world size: the last shard is padded
+    got, y = extract_kinds(enc, data, ("pooled", "tokens"), image_size=8, in_chans=1, mean=bundle.mean,
+                           std=bundle.std, device=torch.device("cpu"), batch_size=16)
+    return {**got, "labels": y}
+
+
+@pytest.mark.slow  # two spawned processes: ~90 s on the shared CPU
+def test_two_ranks_gather_pooled_features_and_tokens_in_dataset_order(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_store_worker, args=(2, str(tmp_path)), nprocs=2)
+    one = _extract_digits()
+    for rank in range(2):
+        got = torch.load(tmp_path / f"{rank}.pt")
+        assert got["tokens"].dtype == torch.float16 and got["tokens"].shape == one["tokens"].shape
+        assert torch.equal(got["labels"], one["labels"])
+        torch.testing.assert_close(got["pooled"], one["pooled"], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(got["tokens"], one["tokens"], rtol=1e-3, atol=1e-3)
