@@ -26,10 +26,20 @@ from ssl_bench.data.augment import SUPERVISED_VIEW, adapt_channels, eval_transfo
 from ssl_bench.data.loader import iterate_batches
 from ssl_bench.data.types import DatasetBundle, ImageSet
 from ssl_bench.evaluation import ProgressTask, no_progress
+from ssl_bench.registry import EVALUATIONS
 
 KINDS = ("pooled", "tokens")
 TOKEN_DTYPE = torch.float16  # a 10k-image set of 64 tokens x 192 dims: 236 MiB (float32: twice that)
 CROP_VIEW = replace(SUPERVISED_VIEW, interpolation="bilinear")  # linear_sgd's training crop, the test kernel
+
+
+def declared_kinds(evaluations: Iterable[str]) -> set[str]:
+    """The feature kinds these registered evaluations ask for (`Evaluation.feature_kinds`), pooled always."""
+    kinds = {"pooled"}
+    for name in evaluations:
+        if name in EVALUATIONS.names():
+            kinds |= set(getattr(EVALUATIONS.get(name), "feature_kinds", ("pooled",)))
+    return kinds
 
 
 def encode(encoder: nn.Module, x: torch.Tensor, kinds: Iterable[str]) -> dict[str, torch.Tensor]:

@@ -9,7 +9,9 @@ from torch import nn
 
 from ssl_bench.data.types import DatasetBundle, ImageSet
 from ssl_bench.evaluation import ProgressTask, no_progress
-from ssl_bench.evalkit.feature_store import FeatureStore, extract_kinds
+from ssl_bench.evalkit.feature_store import FeatureStore, declared_kinds, extract_kinds
+
+__all__ = ["collapse_score", "declared_kinds", "extract", "feature_cache", "freeze"]
 
 
 def freeze(encoder: nn.Module) -> nn.Module:
