@@ -18,15 +18,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from ssl_bench import validate as v
 from ssl_bench.errors import UserError
 from ssl_bench.evaluation import EvalContext, Evaluation, Protocol
-from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics
+from ssl_bench.metrics import CLASSIFICATION_METRICS, classification_metrics, selection_metric
 from ssl_bench.evalkit.probe import probe_metric
 from ssl_bench.evalkit.recipes import LINEAR_SGD_FIELDS, SGD_HEAD, check_crop_sampler, crop_terms, lrs_per_256, selection
 from ssl_bench.registry import register_evaluation
 
-from ssl_bench.evalkit.finetune import Classifier, InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, number_list, positive_int, predict, train_classifier
+from ssl_bench.evalkit.finetune import Classifier, InputPrep, adaptation_info, batch_scaled_lrs, crop_scale, number_list, positive_int, train_classifier
+
+
+@torch.no_grad()
+def cached_scores(model: Classifier, ctx: EvalContext, name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores heads x N x classes, labels) of the frozen-encoder heads on the run's cached features of the
+    unaugmented `split` images: what predict() on the images gives (the same eval view, the same frozen encoder),
+    without another encoder pass."""
+    feats, labels = ctx.features(name, split)
+    f = feats.to(ctx.device, torch.float32)
+    return torch.stack([head(f) for head in model.heads]).float().cpu(), labels.cpu()
 
 
 @register_evaluation("linear_sgd")
@@ -70,13 +82,13 @@ class LinearSGDEvaluation(Evaluation):
         prep = InputPrep.from_context(ctx, p["crop_scale"], p["flip_p"], p["crop_sampler"])
         lrs = batch_scaled_lrs(p["lrs"], p["batch_size"], p["lr_batch_scaling"])
         model = self._train(ctx, bundle.train, bundle.num_classes, prep, lrs)
-        select_by = "mean_per_class" if bundle.metric == "mean_per_class" else "top1"
-        val_scores, val_y = predict(model, bundle.val, prep, ctx.device, p["batch_size"], ctx.num_workers)
+        select_by = selection_metric(bundle.metric)  # the dataset's registered metric, as the other probes
+        val_scores, val_y = cached_scores(model, ctx, name, "val")  # the run's one pass over val
         curve = [probe_metric(s, val_y, select_by) for s in val_scores]
         chosen = head = max(range(len(curve)), key=lambda k: (curve[k], -k))  # ties: the first lr listed
         if p["refit"]:  # the chosen lr again, on train + val [DM eval_experiment.py: TRAIN_AND_VALID]
             model, head = self._train(ctx, bundle.train.concat(bundle.val), bundle.num_classes, prep, [lrs[chosen]]), 0
-        test_scores, test_y = predict(model, bundle.test, prep, ctx.device, p["batch_size"], ctx.num_workers)
+        test_scores, test_y = cached_scores(model, ctx, name, "test")
         values = classification_metrics(test_scores[head], test_y, bundle.metric)
         extra = {"lr": p["lrs"][chosen], "lr_used": lrs[chosen], "val_metric": select_by,
                  "val_curve": [[lr, v] for lr, v in zip(p["lrs"], curve)], "refit_on_train_val": p["refit"],

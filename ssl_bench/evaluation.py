@@ -54,7 +54,9 @@ class EvalContext:
     std: tuple[float, ...]
     out_dir: str  # this run's folder, for artifacts (label subsets, ...)
     get_dataset: Callable[[str], DatasetBundle]
-    features: Callable[[str, str], tuple[torch.Tensor, torch.Tensor]]  # (dataset, split) -> feats, labels
+    # (dataset, split, view="eval", kind="pooled") -> feats, labels; kind "tokens": (N, T, C) float16
+    # (ssl_bench.evalkit.feature_store); view "crop<i>": the i-th random crop of each image
+    features: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     new_encoder: Callable[[], nn.Module]  # a freshly initialised backbone of the same architecture
     # keep per-image evidence of each classification_metrics result (ssl_bench.evalkit.evidence), for the tables'
     # bootstrap intervals and tests; a suite's `output: {predictions: false}` turns it off
@@ -110,6 +112,8 @@ class Evaluation:
     protocols: ClassVar[tuple[Protocol, ...]] = ()  # every `protocol` value its rows may carry
     # pretrain options it reads back from the run (e.g. "knn_monitor"); validate refuses a suite without them
     requires_pretrain: ClassVar[tuple[str, ...]] = ()
+    # what it asks ctx.features for besides pooled features ("tokens"): the run extracts them all in one pass
+    feature_kinds: ClassVar[tuple[str, ...]] = ("pooled",)
 
     def __init__(self, **params: Any):
         unknown = set(params) - set(self.defaults)

@@ -27,6 +27,9 @@ class Preset:
     epochs: int | None = None  # the pretraining budget it is for (None: any)
     params: dict[str, Any] = field(default_factory=dict)
     optim: dict[str, Any] = field(default_factory=dict)
+    # False: used only by its name, never chosen by `preset: paper` nor named by the unset-preset warning (a ViT
+    # recipe beside a method's ResNet ones: DINO's ViT-S/16 rows would otherwise take over `paper` at 100 epochs)
+    paper: bool = True
 
 
 NO_PRESET = Preset(batch_size=0, source="")
@@ -50,9 +53,9 @@ def resolve(cls: type, method: str, name: Any, epochs: int, field: str,
     if name != PAPER:
         return name, presets[name]
     for key, preset in presets.items():
-        if preset.epochs is None or preset.epochs == epochs:
+        if preset.paper and (preset.epochs is None or preset.epochs == epochs):
             return key, preset
-    budgets = ", ".join(str(p.epochs) for p in presets.values())
+    budgets = ", ".join(str(p.epochs) for p in presets.values() if p.paper)
     raise UserError(f"{field}.preset: bad value 'paper': {method} has paper presets for {budgets} epochs, and "
                     f"{epochs_field} is {epochs}; allowed: one of those epoch counts, or a named preset ({allowed})")
 
@@ -77,7 +80,7 @@ def unset_preset_warning(cls: type, method: str, epochs: Any, resolved: dict[str
     decay and tau otherwise). None when there is no such preset or nothing differs."""
     presets: dict[str, Preset] = getattr(cls, "presets", {}) or {}
     for key, preset in presets.items():
-        if preset.epochs is None or preset.epochs != epochs:
+        if not preset.paper or preset.epochs is None or preset.epochs != epochs:
             continue
         differ = {k: v for k, v in {**preset.params, **preset.optim}.items() if k not in given and resolved.get(k) != v}
         if differ:

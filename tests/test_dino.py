@@ -160,7 +160,8 @@ def test_recipe_is_the_resnet50_one():
                for v in views[2:])
     o = DINO.optim_recipe()
     assert (o["optimizer"], o["base_lr"], o["weight_decay"]) == ("lars", 0.3, 1e-6)
-    assert DINO.presets["dino-resnet50-800ep"].batch_size == 4080 and DINO.VIT_PRESETS == {}
+    assert DINO.presets["dino-resnet50-800ep"].batch_size == 4080 and DINO.presets["dino-resnet50-800ep"].paper
+    assert set(DINO.VIT_PRESETS) == {"dino-vit_small-100ep", "dino-vit_small-300ep"}
     m = DINO(Flat(), out_dim=10, hidden_dim=8, bottleneck_dim=4)
     assert [(a is m.backbone, b is m.teacher_backbone) for a, b in m.momentum_pairs()][0] == (True, True)
     assert math.isclose(m.momentum_at(0, 10), 0.996)

@@ -69,7 +69,7 @@ def test_every_file_loads_with_sources_settings_and_vocabulary(pub):
     assert set(files()) == set(pub["file"]) and len(files()) >= 4
     assert pub["source"].str.len().min() > 5 and pub["eval_recipe"].str.len().min() > 20
     assert set(pub["protocol"]) == {"linear_sgd", "online_linear", "knn_max", "semi_supervised", "transfer_linear",
-                                    "transfer_finetune"}
+                                    "transfer_finetune", "knn", "finetune", "attentive_probe"}  # the last 3: vit_imagenet.csv
     assert pub["value"].between(0, 100).all()
     assert set(pub["protocol"]) <= set(protocols()) and set(pub["eval_dataset"]) <= set(datasets())
 

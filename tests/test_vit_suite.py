@@ -180,3 +180,20 @@ def test_a_run_that_crashed_under_torchrun_is_failed_from_its_traceback_file(tmp
     assert state["state"] == "failed"
     assert state["reason"] == "crashed: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
     assert "failed" in render_status([state]) and "unfinished" in suite_problems(tmp_path)
+
+
+def test_the_shipped_vit_suite_validates_with_every_vit_method_at_32_px(capsys):
+    """suites/vit.yaml (README "ViT suite"): validates, holds the six rows the README's table shows, on a timm ViT
+    at 32 px, with the frozen protocols that decide 'above random'."""
+    from pathlib import Path
+
+    from ssl_bench.config.suite import load_suite
+
+    path = Path(__file__).resolve().parent.parent / "suites" / "vit.yaml"
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+    s = load_suite(path)
+    assert {m.name for m in s.methods} == {"random", "supervised", "moco_v3", "dino", "mae", "ijepa"}
+    assert [d.image_size for d in s.datasets] == [32] and s.backbones[0].name.startswith("vit_")
+    assert {"knn", "linear", "attentive_probe", "quality"} <= {e.name for e in s.evaluations}
+    dino = next(m for m in s.methods if m.name == "dino")
+    assert all(v["flip_p"] == 0.0 for v in dino.views)  # no flips: a mirrored digit is another symbol

@@ -124,6 +124,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ssl_bench.report.tables.compare import compare_frame, render_compare
     from ssl_bench.report.tables.uncertainty import Uncertainty
 
+    if args.quality:
+        from ssl_bench.report.quality_ranking import quality_text
+
+        with _warnings_as_lines():
+            _write(quality_text(load_results(args.out)), None)
+        return 0
+    missing = [f"--{k}" for k in ("a", "b") if getattr(args, k) is None]
+    if missing:
+        raise UserError(f"compare: {' and '.join(missing)} missing; allowed: --a METHOD --b METHOD, or --quality")
     with _warnings_as_lines():
         unc = Uncertainty(ci=True, level=args.ci_level)
         df = load_results(args.out)
@@ -185,8 +194,11 @@ def add_parsers(subparsers) -> None:
                               description="a - b per protocol, dataset and metric: paired t-test over shared seeds, "
                                           "or the paired bootstrap over the test images of one shared seed.")
     c.add_argument("out", nargs="+", metavar="OUT", help="result folder(s) holding results.jsonl")
-    c.add_argument("--a", required=True, metavar="METHOD", help="method label as the tables show it")
-    c.add_argument("--b", required=True, metavar="METHOD", help="method label to subtract")
+    c.add_argument("--a", metavar="METHOD", help="method label as the tables show it (needed without --quality)")
+    c.add_argument("--b", metavar="METHOD", help="method label to subtract (needed without --quality)")
+    c.add_argument("--quality", action="store_true",
+                   help="instead: how well each label-free quality metric (RankMe, LiDAR, alpha-ReQ) ranks the runs, "
+                        "as Spearman's rank correlation with their kNN and linear top-1 and its p-value")
     c.add_argument("--protocol", metavar="P", help="only this protocol (e.g. linear, knn, semi_supervised)")
     _level_flags(c, alpha=False)
     c.set_defaults(func=cmd_compare)

@@ -1,4 +1,5 @@
-"""Frozen-encoder feature extraction, once per (dataset, split), shared by every evaluation."""
+"""Frozen-encoder feature extraction, once per (dataset, split, view, kind), shared by every evaluation
+(the store itself: ssl_bench.evalkit.feature_store)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -6,11 +7,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ssl_bench import distributed as dist
-from ssl_bench.data.augment import adapt_channels, eval_transform
-from ssl_bench.data.loader import iterate_batches
 from ssl_bench.data.types import DatasetBundle, ImageSet
 from ssl_bench.evaluation import ProgressTask, no_progress
+from ssl_bench.evalkit.feature_store import FeatureStore, declared_kinds, extract_kinds
+
+__all__ = ["collapse_score", "declared_kinds", "extract", "feature_cache", "freeze"]
 
 
 def freeze(encoder: nn.Module) -> nn.Module:
@@ -31,50 +32,16 @@ def extract(encoder: nn.Module, data: ImageSet, *, image_size: int, in_chans: in
     DataLoader workers read a folder set's images (the same features as 0; in-memory sets need none).
     `on_batch()` runs after each batch (a progress bar).
     """
-    if encoder.training:
-        raise RuntimeError("extract() needs an encoder in eval mode (call freeze first)")
-    ws, rank = dist.world_size(), dist.rank()
-    n = len(data)
-    idx = torch.arange(rank, n, ws) if ws > 1 else None
-    part = data.subset(idx) if idx is not None else data
-    feats, labels = [], []
-    for images, y in iterate_batches(part, batch_size, shuffle=False, generator=None, drop_last=False,
-                                     device=device, num_workers=num_workers):
-        x = adapt_channels(eval_transform(images, image_size, mean, std), in_chans)
-        feats.append(encoder(x).float().flatten(1))
-        labels.append(y)
-        if on_batch is not None:
-            on_batch()
-    f = torch.cat(feats) if feats else torch.zeros(0, 0, device=device)
-    y = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long, device=device)
-    if ws > 1:  # strided shards -> gather and interleave back to dataset order
-        f, y = _gather_strided(f, n), _gather_strided(y, n)
-    return f.cpu(), y.cpu()
-
-
-def _gather_strided(x: torch.Tensor, n: int) -> torch.Tensor:
-    ws = dist.world_size()
-    per = (n + ws - 1) // ws
-    pad = torch.zeros((per - x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)
-    full = dist.gather_no_grad(torch.cat([x, pad]))  # (ws * per, ...), rank-major
-    order = full.view(ws, per, *x.shape[1:]).transpose(0, 1).reshape(ws * per, *x.shape[1:])
-    return order[:n]
+    got, y = extract_kinds(encoder, data, ("pooled",), image_size=image_size, in_chans=in_chans, mean=mean,
+                           std=std, device=device, batch_size=batch_size, num_workers=num_workers, on_batch=on_batch)
+    return got["pooled"], y
 
 
 def feature_cache(encoder: nn.Module, get_dataset: Callable[[str], DatasetBundle],
-                  progress: Callable[..., ProgressTask] = no_progress, **kw) -> Callable:
-    """A memoized `features(dataset_name, split)` for EvalContext; each extraction shows a progress bar."""
-    cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def features(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if (name, split) not in cache:
-            data = get_dataset(name).split(split)
-            with progress(f"features {name}/{split}", -(-len(data) // kw.get("batch_size", 256)), "batch") as task:
-                cache[(name, split)] = extract(encoder, data, on_batch=task.update, **kw)
-        return cache[(name, split)]
-
-    features.cache = cache  # type: ignore[attr-defined]
-    return features
+                  progress: Callable[..., ProgressTask] = no_progress, **kw) -> FeatureStore:
+    """A memoized `features(dataset_name, split, view="eval", kind="pooled")` for EvalContext; each extraction
+    shows a progress bar. `kinds=` (default pooled only) are extracted together in one pass."""
+    return FeatureStore(encoder, get_dataset, progress, **kw)
 
 
 @torch.no_grad()

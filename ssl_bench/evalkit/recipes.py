@@ -31,6 +31,9 @@ FINETUNE_FIELDS = ("optimizer", "schedule", "budget", "batch_size", "lrs_per_256
 LBFGS_FIELDS = ("classifier", "features", "standardize", "num_l2", "l2_range", "select", "train_on")
 KNN_FIELDS = ("k", "temperature", "bank", "split", "n_eval", "epoch")
 KNN_MAX_FIELDS = KNN_FIELDS + ("every",)
+# attentive_probe [V-JEPA's AttentiveClassifier on cached tokens]: the head, its optimizer, grid and selection
+ATTENTIVE_FIELDS = ("head", "optimizer", "weight_decay", "schedule", "epochs", "batch_size", "lrs_per_256",
+                    "select", "train_on", "features")
 ONLINE_FIELDS = ("optimizer", "classifier_lr_per_256", "weight_decay", "schedule", "views", "split")
 
 

@@ -96,6 +96,11 @@ def build_report(out_dir: str | Path) -> tuple[str, dict[str, bytes]]:
             "<h2>Tables</h2>", render(df, layout="auto", fmt="html", with_published=True, ci=True)]
     from ssl_bench.report.compute_curves import cost_html
 
+    from ssl_bench.report.quality_ranking import quality_correlations, render_quality
+
+    quality = quality_correlations(df)
+    if not quality.empty:
+        body += ["<h2>Label-free quality against the probes</h2>", render_quality(quality, fmt="html")]
     cost = cost_html(df)
     if cost:
         body += ["<h2>Compute</h2>", cost]

@@ -32,7 +32,7 @@ from ssl_bench.engine.trainer import TrainingDiverged, TrainSettings, pretrain
 from ssl_bench.errors import DISK_ERRNOS, DatasetUnavailableError, UserError
 from ssl_bench.evaluation import EvalContext, with_recipe
 from ssl_bench.evalkit.evidence import save_evidence
-from ssl_bench.evalkit.features import collapse_score, feature_cache, freeze
+from ssl_bench.evalkit.features import collapse_score, declared_kinds, feature_cache, freeze
 from ssl_bench.method import Method
 from ssl_bench.metrics import collect_evidence
 from ssl_bench.registry import METHODS
@@ -46,7 +46,6 @@ from ssl_bench.config.spec import EvalSpec, Suite
 from ssl_bench.engine.sync_batchnorm import convert_sync_batchnorm
 
 COLLAPSE_THRESHOLD = 0.05  # collapse_score of a healthy encoder is O(1); a constant one is 0
-# errno values that mean the output disk cannot take more: recording a failed row would fail the same way.
 FINAL_FALLBACK = "retraining this run (from checkpoint.pt when that is good)"
 
 
@@ -147,7 +146,7 @@ def _execute_run(spec: RunSpec, env: RunEnv, done: set[tuple[str, str]], loggers
     if dist.is_main():  # evaluations run once, on rank 0 alone; the other ranks wait at the barrier below
         with dist.local_only():
             try:
-                ctx, score = freeze_for_evaluation(built, env, run_dir)
+                ctx, score = freeze_for_evaluation(built, env, run_dir, declared_kinds(e.name for e, _ in todo))
             except UserError:
                 raise
             except Exception as exc:  # noqa: BLE001 - rank 0 alone: the others wait at the barrier
@@ -240,8 +239,9 @@ def _train(built: Built, env: RunEnv, run_dir: Path) -> dict:
     return stats
 
 
-def freeze_for_evaluation(built: Built, env: RunEnv, run_dir: Path) -> tuple[EvalContext, float]:
-    """The evaluation context around the frozen encoder, and the encoder's collapse score on val features."""
+def freeze_for_evaluation(built: Built, env: RunEnv, run_dir: Path, kinds=None) -> tuple[EvalContext, float]:
+    """The evaluation context around the frozen encoder and its collapse score on val features; one pass per
+    (dataset, split, view) gives every feature kind in `kinds` (the probes' tokens too)."""
     spec, bundle = built.spec, built.bundle
     encoder = freeze(built.method.to(env.device).encoder())
 
@@ -254,7 +254,8 @@ def freeze_for_evaluation(built: Built, env: RunEnv, run_dir: Path) -> tuple[Eva
 
     features = feature_cache(encoder, get_dataset, image_size=built.image_size, in_chans=bundle.channels,
                              mean=bundle.mean, std=bundle.std, device=env.device,
-                             num_workers=spec.pretrain["num_workers"], progress=progress_hook(env.progress))
+                             num_workers=spec.pretrain["num_workers"], progress=progress_hook(env.progress),
+                             kinds=kinds or {"pooled"}, seed=spec.seed)
     score = collapse_score(features(spec.dataset.name, "val")[0])
     ctx = EvalContext(encoder=encoder, feature_dim=encoder.num_features,
                       method_needs_labels=built.cls.needs_labels, seed=spec.seed, device=env.device,
@@ -266,8 +267,7 @@ def freeze_for_evaluation(built: Built, env: RunEnv, run_dir: Path) -> tuple[Eva
     return ctx, score
 
 
-def evaluate_all(todo: list[tuple[EvalSpec, str]], ctx: EvalContext, recorder: RunRecorder,
-                 seed: int) -> None:
+def evaluate_all(todo: list[tuple[EvalSpec, str]], ctx: EvalContext, recorder: RunRecorder, seed: int) -> None:
     for e, key in todo:
         t0 = time.perf_counter()
         with collect_evidence(ctx.save_predictions) as calls:  # per-image evidence for intervals and tests

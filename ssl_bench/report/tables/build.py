@@ -70,6 +70,8 @@ def section_frame(sec: Section, df: pd.DataFrame, published: pd.DataFrame | None
         frames.append(reported_frame(shown, sec.rows, sec.columns, matched, recipe_notes))
     tidy = pd.concat(frames, ignore_index=True) if len(frames) > 1 else agg
     mark_best(tidy, sec.rows, sec.columns, eligible=~tidy["reported"].astype(bool), unc=unc)
+    if not sec.ranked:
+        tidy["best"], tidy["tied"] = False, False
     if unc.ci:
         add_intervals(tidy, unc)
     tests = sorted(set(tidy["tie_test"]) - {""})  # for the footnote: which tests decided the marks

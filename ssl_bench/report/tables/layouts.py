@@ -35,6 +35,7 @@ class Section:
     col_label: Callable[[dict], str] | None = None
     notes: list[str] = field(default_factory=list)
     rows_given: bool = False  # chosen by the user: never widened for published rows
+    ranked: bool = True  # False: no best / tied marks (label-free quality numbers have no "higher is better")
 
 
 def add_target(df: pd.DataFrame) -> pd.DataFrame:
@@ -99,6 +100,19 @@ def transfer_mask(df):
     return (tables == "transfer") | (~_own_data(df) & (tables != "semi"))
 
 
+def _quality_mask(df):
+    return (_tables(df) == "quality") & _own_data(df)
+
+
+def _quality(df):
+    return df[_quality_mask(df)]
+
+
+QUALITY_NOTE = ("Label-free: no best marked. RankMe and LiDAR are smooth ranks (higher: more directions used); "
+                "alpha-ReQ is the eigenspectrum's decay rate; `ssl-bench compare OUT --quality` shows how each ranks "
+                "the runs against their kNN and linear top-1.")
+
+
 def _linear(df):
     return df[_linear_mask(df)]
 
@@ -116,7 +130,8 @@ def _online(df):
 
 
 def _other(df):
-    return df[~(_linear_mask(df) | _knn_mask(df) | _online_mask(df) | _semi_mask(df) | transfer_mask(df))]
+    return df[~(_linear_mask(df) | _knn_mask(df) | _online_mask(df) | _semi_mask(df) | transfer_mask(df)
+                | _quality_mask(df))]
 
 
 def _transfer_of(protocol_name: str):
@@ -189,6 +204,8 @@ def builtin_sections(df: pd.DataFrame, layout: str) -> list[Section]:
             out.append(Section(f"transfer:{name}", transfer_title(name), select, rows, ["eval_dataset", "metric"],
                                _transfer_label, [transfer_note(select(df))]))
     if layout in ("auto", "all"):
+        out.append(Section("quality", "Label-free quality of the frozen features", _quality, rows, ["metric"],
+                           notes=[QUALITY_NOTE], ranked=False))
         cols = _varying(_other(df), PIVOT_COLUMNS, ("protocol", "metric"))
         out.append(Section("other", "Other evaluations", _other, rows, cols))
     return out
