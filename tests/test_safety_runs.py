@@ -56,6 +56,7 @@ def test_released_weights_are_judged_by_what_they_hold(tmp_path, capsys):
     methods = (f"[{{name: pretrained, label: nan, params: {{checkpoint: {tmp_path / 'nan.pth'}}}}}, "
                f"{{name: pretrained, label: half, params: {{checkpoint: {tmp_path / 'half.pth'}}}}}, nan_encoder_26]")
     evals = (f"[{{name: knn, params: {{k: 10}}}}, {{name: semi_supervised, params: {{subset_file: {secret}, "
+             "subset_fraction: 0.01, "
              "epochs: [1], batch_size: 64}}]")
     suite, out = _suite(tmp_path, methods, evals, plugins="[nan_method.py]"), tmp_path / "out"
     assert main(["run", suite, "--out", str(out), "--quiet"]) == 3
