@@ -85,7 +85,7 @@ def train_loss_over_ln_k(name: str, steps: int, **overrides) -> float:
         m.before_optimizer_step()
         opt.step()
         ema_update(m.momentum_pairs(), m.momentum_at(step, steps))
-        losses.append(float(loss) / math.log(k))
+        losses.append(float(loss.detach()) / math.log(k))
     return sum(losses[-5:]) / 5
 
 
