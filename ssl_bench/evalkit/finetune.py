@@ -123,12 +123,26 @@ def train_classifier(model: Classifier, data: ImageSet, prep: InputPrep, *, lrs:
     total = max(epochs * per_epoch, 1)
     gen = torch.Generator().manual_seed(int(seed))
     model.to(device).train()
+
+    def schedule(step: int) -> None:
+        for g in opt.param_groups:
+            g["lr"] = warmup_cosine(step, total, 0, g["base_lr"])
+
+    return fit_epochs(model, opt, schedule, data, prep, epochs=epochs, batch_size=batch_size, gen=gen,
+                      drop_last=drop_last, device=device, num_workers=num_workers, on_epoch=on_epoch)
+
+
+def fit_epochs(model: Classifier, opt: torch.optim.Optimizer, schedule: Callable[[int], None], data: ImageSet,
+               prep: InputPrep, *, epochs: int, batch_size: int, gen: torch.Generator, drop_last: bool,
+               device: torch.device, num_workers: int = 0,
+               on_epoch: Callable[[], None] | None = None) -> Classifier:
+    """The fine-tuning loop both recipes share: `schedule(step)` sets the optimizer's lr (and wd) before each
+    step, then one step on the training view of a batch; `on_epoch()` after each epoch."""
     step = 0
     for _ in range(epochs):
         for images, y in iterate_batches(data, batch_size, shuffle=True, generator=gen, drop_last=drop_last,
                                          device=device, num_workers=num_workers):
-            for g in opt.param_groups:
-                g["lr"] = warmup_cosine(step, total, 0, g["base_lr"])
+            schedule(step)
             loss = _loss(model(prep.train_view(images, gen)), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -13,11 +13,10 @@ from typing import Callable, Sequence
 
 import torch
 
-from ssl_bench.data.loader import iterate_batches
 from ssl_bench.data.types import ImageSet
 from ssl_bench.engine.optim import param_groups, set_hyperparameters
 from ssl_bench.engine.schedules import warmup_cosine
-from ssl_bench.evalkit.finetune import Classifier, InputPrep, _loss
+from ssl_bench.evalkit.finetune import Classifier, InputPrep, fit_epochs
 
 
 def has_vit_blocks(model: torch.nn.Module) -> bool:
@@ -50,16 +49,7 @@ def train_layer_decay(model: Classifier, data: ImageSet, prep: InputPrep, *, lr:
     per_epoch = len(data) // batch_size if drop_last else 1
     total, warmup = max(epochs * per_epoch, 1), warmup_epochs * per_epoch
     gen = torch.Generator().manual_seed(int(seed))
-    step = 0
-    for _ in range(epochs):
-        for images, y in iterate_batches(data, batch_size, shuffle=True, generator=gen, drop_last=drop_last,
-                                         device=device, num_workers=num_workers):
-            set_hyperparameters(opt, warmup_cosine(step, total, warmup, lr, min_lr), weight_decay, lr)
-            loss = _loss(model(prep.train_view(images, gen)), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-        if on_epoch is not None:
-            on_epoch()
-    return model.eval()
+    return fit_epochs(model, opt, lambda step: set_hyperparameters(
+        opt, warmup_cosine(step, total, warmup, lr, min_lr), weight_decay, lr), data, prep, epochs=epochs,
+        batch_size=batch_size, gen=gen, drop_last=drop_last, device=device, num_workers=num_workers,
+        on_epoch=on_epoch)
