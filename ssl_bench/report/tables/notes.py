@@ -44,6 +44,8 @@ def hardware_notes(rows: pd.DataFrame) -> list[str]:
         where = device if name in ("?", "nan", "None", device) else f"{device} ({name})"
         threads = str(threads).removesuffix(".0")
         text = f"{precision} on {where}, {threads} thread{'' if threads == '1' else 's'}"
+        if precision == "?":  # rows written by an older ssl-bench beside newer ones
+            text = "unrecorded precision, device and threads (older rows)"
         if len(groups) > 1:
             text += f": {', '.join(dict.fromkeys(methods.astype(str)))}"
         parts.append(text)
