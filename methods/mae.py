@@ -26,7 +26,7 @@ from torch import nn
 from ssl_bench.method import Method
 from ssl_bench.presets import by_epochs
 from ssl_bench.registry import register_method
-from ssl_bench.validate import DIM, Range
+from ssl_bench.validate import DIM, OneOf, Range
 
 from ssl_bench.methods.losses import mae_loss, patchify
 from ssl_bench.methods.masks import MaskClock, mae_random_masking
@@ -62,9 +62,13 @@ class MAE(Method):
         "decoder_dim": 512,  # mae_vit_*_dec512d8b [MAE models_mae.py L223-244]
         "decoder_depth": 8,
         "decoder_heads": 16,
+        # the pooled feature evaluations see: the class token (main_linprobe.py's default, global_pool off) or the
+        # mean of the patch tokens (main_finetune.py's default; the paper's App. A.1 reports that MAE does about as
+        # well with average pooling as with the class token)
+        "eval_pool": "token",
     }
     param_ranges = {"mask_ratio": Range(0, 1, lo_open=True, hi_open=True), "decoder_dim": DIM,
-                    "decoder_depth": DIM, "decoder_heads": DIM}
+                    "decoder_depth": DIM, "decoder_heads": DIM, "eval_pool": OneOf(("token", "avg"))}
     optim = MAE_OPTIM
     augmentation = {"views": [MAE_VIEW]}
     # [MAE PRETRAIN.md]: ViT-L 800 epochs at batch 4096 (the paper's Table 1 also trains 1600 with the same recipe)
@@ -85,6 +89,7 @@ class MAE(Method):
         self.decoder = MAEDecoder(grid, backbone.embed_dim, hp["decoder_dim"], hp["decoder_depth"],
                                   hp["decoder_heads"], self.patch ** 2 * in_chans(backbone),
                                   backbone.num_prefix_tokens)
+        backbone.global_pool = hp["eval_pool"]  # timm's pool(): what forward() and the evaluations see
         self.mask_clock = MaskClock()
 
     def training_step(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

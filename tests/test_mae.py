@@ -146,6 +146,19 @@ def test_official_recipe():
     assert {p.batch_size for p in MAE.presets.values()} == {4096}
 
 
+def test_evaluations_see_the_class_token_by_default_or_the_mean_of_the_patch_tokens():
+    """main_linprobe.py probes the class token (global_pool off); eval_pool avg probes the mean patch token."""
+    x = torch.randn(2, 1, 16, 16)
+    for pool in ("token", "avg"):
+        m = create_method("mae", tiny_vit(), decoder_dim=16, decoder_depth=1, decoder_heads=2, eval_pool=pool).eval()
+        with torch.no_grad():
+            tokens = m.backbone.forward_tokens(x)
+            expected = tokens[:, 0] if pool == "token" else tokens[:, m.backbone.num_prefix_tokens:].mean(1)
+            torch.testing.assert_close(m.encoder()(x), expected)
+    with pytest.raises(UserError, match="eval_pool"):
+        create_method("mae", tiny_vit(), eval_pool="max")
+
+
 def test_bad_settings_fail_with_one_line_naming_the_field():
     with pytest.raises(UserError, match="mask_ratio"):
         create_method("mae", tiny_vit(), mask_ratio=1.0)
