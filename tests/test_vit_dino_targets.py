@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import yaml
-from sklearn.datasets import load_digits
 
 from ssl_bench.create import create_backbone, create_method
+from test_zoo_targets import crop, digits
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "vit.yaml"
 
@@ -26,26 +26,16 @@ def vit_dino() -> tuple[dict, dict, int]:
     return entry["params"], suite["backbones"][0]["kwargs"], suite["datasets"][0]["image_size"]
 
 
-def crop(b: torch.Tensor, g: torch.Generator, lo: float, size: int) -> torch.Tensor:
-    """A random square crop of lo-100% of the area, resized to size x size (bilinear)."""
-    n = len(b)
-    s = (lo + (1 - lo) * torch.rand(n, generator=g)).sqrt()
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = s
-    theta[:, :, 2] = (1 - s)[:, None] * (torch.rand(n, 2, generator=g) * 2 - 1)
-    return F.grid_sample(b, F.affine_grid(theta, [n, 1, size, size], align_corners=False), align_corners=False)
-
-
 def target_overlap_ratio(**overrides) -> float:
     """At init: overlap sum(q1 * q2) of the teacher targets of two crops of one digit over that of two different
-    digits, q = softmax((t - mean t) / tau_t) written out here (the loss's centre starts at the batch mean)."""
+    digits, q = softmax((t - mean t) / tau_t) written out here, centred on the batch mean (what the running centre
+    tracks)."""
     params, kwargs, size = vit_dino()
     params = {**params, **overrides}
     torch.manual_seed(0)
     backbone = create_backbone("vit_tiny_patch16_224", in_chans=1, image_size=size, **kwargs)
     m = create_method("dino", backbone, 10, **params).train()
-    x = torch.tensor(load_digits().images, dtype=torch.float32).unsqueeze(1) / 16
-    x = (x - x.mean()) / x.std()
+    x = digits()
     g = torch.Generator().manual_seed(1)
     b, lo = x[torch.randperm(len(x), generator=g)[:128]], params["global_crop_scale"][0]
     with torch.no_grad():

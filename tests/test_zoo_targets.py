@@ -36,14 +36,14 @@ def digits() -> torch.Tensor:
     return (x - x.mean()) / x.std()
 
 
-def crop(b: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """A random crop of 20-100% of the area (the zoo's crop_scale), resized to 16 px."""
+def crop(b: torch.Tensor, g: torch.Generator, lo: float = 0.2, size: int = 16) -> torch.Tensor:
+    """A random square crop of lo-100% of the area (the zoo's crop_scale: 20%), resized to size px (16)."""
     n = len(b)
-    s = (0.2 + 0.8 * torch.rand(n, generator=g)).sqrt()
+    s = (lo + (1 - lo) * torch.rand(n, generator=g)).sqrt()
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = s
     theta[:, :, 2] = (1 - s)[:, None] * (torch.rand(n, 2, generator=g) * 2 - 1)
-    return F.grid_sample(b, F.affine_grid(theta, [n, 1, 16, 16], align_corners=False), align_corners=False)
+    return F.grid_sample(b, F.affine_grid(theta, [n, 1, size, size], align_corners=False), align_corners=False)
 
 
 def build(name: str, **overrides):
