@@ -62,10 +62,10 @@ class MAE(Method):
         "decoder_dim": 512,  # mae_vit_*_dec512d8b [MAE models_mae.py L223-244]
         "decoder_depth": 8,
         "decoder_heads": 16,
-        # the pooled feature evaluations see: the class token (main_linprobe.py's default, global_pool off) or the
-        # mean of the patch tokens (main_finetune.py's default; the paper's App. A.1 reports that MAE does about as
-        # well with average pooling as with the class token)
-        "eval_pool": "token",
+        # the pooled feature evaluations see: "token" (the class token, main_linprobe.py's default, global_pool off)
+        # or "avg" (the mean patch token, main_finetune.py's default; the paper's App. A.1 reports that MAE does
+        # about as well with average pooling); None keeps the backbone's own `global_pool` (timm's default: token)
+        "eval_pool": None,
     }
     param_ranges = {"mask_ratio": Range(0, 1, lo_open=True, hi_open=True), "decoder_dim": DIM,
                     "decoder_depth": DIM, "decoder_heads": DIM, "eval_pool": OneOf(("token", "avg"))}
@@ -89,7 +89,8 @@ class MAE(Method):
         self.decoder = MAEDecoder(grid, backbone.embed_dim, hp["decoder_dim"], hp["decoder_depth"],
                                   hp["decoder_heads"], self.patch ** 2 * in_chans(backbone),
                                   backbone.num_prefix_tokens)
-        backbone.global_pool = hp["eval_pool"]  # timm's pool(): what forward() and the evaluations see
+        if hp["eval_pool"] is not None:  # a stated choice wins over the backbone's kwargs, else they stand
+            backbone.global_pool = hp["eval_pool"]  # timm's pool(): what forward() and the evaluations see
         self.mask_clock = MaskClock()
 
     def training_step(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
